@@ -1,0 +1,337 @@
+"""Configuration: YAML mapped to typed dataclasses, validated once at the edge.
+
+A config file has four sections (``data``, ``model``, ``train``, ``export``) plus ``seed``
+and ``run_dir``. Every key is checked: an unknown key or a bad value raises
+:class:`~keras_mammo.errors.ConfigError` naming the dotted key and the allowed values.
+Command-line options override keys with dotted paths (``train.batch_size=16``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keras_mammo.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _choice(*values, default=None):
+    return dataclasses.field(default=default, metadata={"choices": values})
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the mammograms come from and how they are prepared (Rahali 2025, §3.2.1).
+
+    Attributes:
+        dataset: adapter name; ``auto`` picks MIAS if ``path`` has Info.txt, the
+            embedded ``mammograms`` package if ``path`` is null, else a folder.
+        path: the raw dataset's folder (MIAS folder, CBIS-DDSM root, image folder).
+        csv_files: CBIS-DDSM case-description CSVs.
+        class_subfolders: folder datasets: first sub-folder is the class label.
+        prepared: prepared-dataset directory (``preprocess`` writes it, ``train`` reads it).
+        size: side in pixels of the prepared PNGs (a power of two ≥ 16).
+        min_shape_score: keep threshold of the shape score (thesis: 0.75).
+        chest_wall: side every chest wall is moved to.
+        laterality: keep ``L``, ``R`` or ``any`` side.
+        views: keep only these views (e.g. ``[CC]``); empty keeps all.
+        labels: keep only these labels (e.g. ``[malignant]``); empty keeps all.
+        intensity: ``percentile`` (divide by the breast's 99.9th percentile) or ``none``.
+        workers: processes used by ``preprocess``.
+    """
+
+    dataset: str = _choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
+    path: str | None = None
+    csv_files: list[str] = dataclasses.field(default_factory=list)
+    class_subfolders: bool = False
+    prepared: str = "prepared/default"
+    size: int = 256
+    min_shape_score: float = 0.75
+    chest_wall: str = _choice("left", "right", default="left")
+    laterality: str = _choice("any", "L", "R", default="any")
+    views: list[str] = dataclasses.field(default_factory=list)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    intensity: str = _choice("percentile", "none", default="percentile")
+    workers: int = 2
+
+
+@dataclasses.dataclass
+class StageConfig:
+    """One progressive-growing stage (Karras et al. 2018; Rahali 2025, §3.5.1).
+
+    Attributes:
+        resolution: image side in pixels for this stage.
+        epochs: epochs trained at this resolution.
+        fade_in_images: real images shown while the new block fades in (α: 0 → 1);
+            0 for the first stage or to switch without fade-in.
+    """
+
+    resolution: int = 64
+    epochs: int = 1
+    fade_in_images: int = 0
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which generator/discriminator pair to train.
+
+    Attributes:
+        name: registered model name (``keras-mammo train --help`` lists them).
+        latent_dim: length of the latent vector z.
+        params: model-specific settings, validated by the model's own dataclass.
+    """
+
+    name: str = "thesis"
+    latent_dim: int = 128
+    params: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training loop settings.
+
+    Attributes:
+        stages: progressive stages; empty trains one fixed ``resolution`` for ``epochs``.
+        resolution: the fixed resolution when ``stages`` is empty.
+        epochs: epochs when ``stages`` is empty.
+        batch_size: global batch (images per step over all replicas).
+        g_learning_rate, d_learning_rate, beta_1, beta_2: Adam settings; null takes the
+            model's published default.
+        steps_per_epoch: null = images // batch_size.
+        checkpoint_every: epochs between checkpoints (the last epoch always checkpoints).
+        keep_checkpoints: checkpoints kept on disk (the newest ones).
+        sample_every: epochs between fixed-latent sample grids.
+        sample_count: images in a sample grid.
+        mixed_precision: train in mixed float16 (GPU) with loss scaling.
+        strategy: ``default`` (one device), ``mirrored`` (several GPUs, or logical
+            devices), ``multi_worker`` (several machines, TF_CONFIG).
+        jit_compile: XLA-compile the train step (measured slower on this CPU).
+        tensorboard: write TensorBoard scalars and images.
+    """
+
+    stages: list[StageConfig] = dataclasses.field(default_factory=list)
+    resolution: int = 64
+    epochs: int = 10
+    batch_size: int = 32
+    g_learning_rate: float | None = None
+    d_learning_rate: float | None = None
+    beta_1: float | None = None
+    beta_2: float | None = None
+    steps_per_epoch: int | None = None
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 3
+    sample_every: int = 1
+    sample_count: int = 16
+    mixed_precision: bool = False
+    strategy: str = _choice("default", "mirrored", "multi_worker", default="default")
+    jit_compile: bool = False
+    tensorboard: bool = True
+
+    def schedule(self) -> list[StageConfig]:
+        """The stages to train: ``stages`` or one fixed-resolution stage."""
+        return list(self.stages) or [StageConfig(self.resolution, self.epochs, 0)]
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """SavedModel export (TF Serving layout ``<dir>/<name>/<version>/``)."""
+
+    dir: str = "saved_models"
+    name: str = "keras_mammo"
+    version: int | None = None
+
+
+@dataclasses.dataclass
+class Config:
+    """The whole configuration of a run.
+
+    Attributes:
+        seed: every random choice derives from it (same seed, same machine → same images).
+        run_dir: the run's directory (config, manifest, checkpoints, losses, samples).
+    """
+
+    seed: int = 1234
+    run_dir: str = "runs/default"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp, key: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls, data: dict | None, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping, validating every key and value.
+
+    Raises:
+        ConfigError: unknown key (the message lists the allowed keys), wrong type, or
+            a value outside a field's allowed choices.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"{key}: unknown key; allowed keys{' in ' + prefix if prefix else ''}: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        v = _coerce(value, hints[name], key)
+        choices = fields[name].metadata.get("choices")
+        if choices and v not in choices:
+            raise ConfigError(f"{key}: {v!r} is not allowed; allowed values: {', '.join(map(str, choices))}")
+        kwargs[name] = v
+    return cls(**kwargs)
+
+
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted='a.b'``, creating mappings as needed."""
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {p} is not a section")
+    node[parts[-1]] = value
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file path, or the name of a bundled config (``quickstart``, ``thesis``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for cand in (CONFIG_DIR / f"{path}.yaml", CONFIG_DIR / str(path)):
+        if cand.is_file():
+            return cand
+    bundled = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
+    raise ConfigError(f"--config: {path}: file not found; bundled configs: {', '.join(bundled) or 'none'}")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a YAML config (or the defaults) and apply dotted-key overrides.
+
+    Args:
+        path: YAML file or bundled config name; None for the defaults.
+        overrides: ``{"train.batch_size": 16, ...}``; None values are ignored.
+
+    Raises:
+        ConfigError: unreadable YAML, unknown key or bad value (named in the message).
+    """
+    tree: dict = {}
+    if path is not None:
+        p = resolve_config_path(path)
+        try:
+            tree = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            set_dotted(tree, k, v)
+    cfg = from_dict(Config, tree)
+    validate(cfg)
+    return cfg
+
+
+def _is_pow2(n: int) -> bool:
+    return n >= 4 and (n & (n - 1)) == 0
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that typed fields cannot express.
+
+    Raises:
+        ConfigError: naming the offending key.
+    """
+    if not _is_pow2(cfg.data.size):
+        raise ConfigError(f"data.size: {cfg.data.size} is not a power of two ≥ 4 (e.g. 64, 128, 256, 512)")
+    if not 0.0 <= cfg.data.min_shape_score <= 1.0:
+        raise ConfigError(f"data.min_shape_score: {cfg.data.min_shape_score} is outside [0, 1]")
+    if cfg.train.batch_size < 1:
+        raise ConfigError(f"train.batch_size: must be ≥ 1, got {cfg.train.batch_size}")
+    prev = 0
+    for i, st in enumerate(cfg.train.schedule()):
+        key = f"train.stages[{i}]" if cfg.train.stages else "train.resolution"
+        if not _is_pow2(st.resolution):
+            raise ConfigError(f"{key}.resolution: {st.resolution} is not a power of two ≥ 4")
+        if st.resolution <= prev:
+            raise ConfigError(f"{key}.resolution: stages must grow in resolution ({prev} → {st.resolution})")
+        if st.epochs < 0 or st.fade_in_images < 0:
+            raise ConfigError(f"{key}: epochs and fade_in_images must be ≥ 0")
+        prev = st.resolution
+    if cfg.model.latent_dim < 1:
+        raise ConfigError(f"model.latent_dim: must be ≥ 1, got {cfg.model.latent_dim}")
+    from keras_mammo.models.registry import available_models
+
+    if cfg.model.name not in available_models():
+        raise ConfigError(f"model.name: {cfg.model.name!r} is not a registered model; allowed values: "
+                          f"{', '.join(available_models())}")
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,210 @@
+"""Reading mammograms from DICOM and common raster formats.
+
+All readers return a :class:`Mammogram`: a single-channel ``(H, W) float32`` array in
+``[0, 1]`` (0 = no attenuation / background, 1 = the brightest value the file can hold)
+together with the DICOM tags that matter for mammography. Bit depth is kept until the
+final resize: a 16-bit DICOM or PNG is scaled, not quantized, to float32.
+
+DICOM handling follows PS3.3 C.11 (Modality LUT, VOI LUT) and C.7.6.3.1.2
+(Photometric Interpretation): Rescale Slope/Intercept, then the VOI LUT or window, then
+inversion of MONOCHROME1 so that dense tissue is always bright.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from keras_mammo.errors import DataError
+
+DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
+RASTER_SUFFIXES = {".png", ".pgm", ".pnm", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
+IMAGE_SUFFIXES = RASTER_SUFFIXES | {".dcm", ".dicom", ".dic"}
+
+
+@dataclasses.dataclass
+class Mammogram:
+    """One decoded mammogram.
+
+    Attributes:
+        pixels: ``(H, W) float32`` in ``[0, 1]``; bright = dense tissue.
+        path: the file it was read from.
+        bits_stored: bit depth of the stored pixels (8, 12, 16, ...).
+        laterality: ``"L"``, ``"R"`` or ``None`` (DICOM 0020,0062 Image Laterality,
+            else 0020,0060 Laterality).
+        view: ``"CC"``, ``"MLO"``, ... or ``None`` (DICOM 0018,5101 View Position).
+        patient_orientation: DICOM 0020,0020 Patient Orientation (row, column
+            directions), e.g. ``("A", "R")``, or ``None``.
+    """
+
+    pixels: np.ndarray
+    path: Path
+    bits_stored: int
+    laterality: str | None = None
+    view: str | None = None
+    patient_orientation: tuple[str, ...] | None = None
+
+
+def is_dicom(path: Path) -> bool:
+    """True if ``path`` has a DICOM suffix or the ``DICM`` magic at byte 128."""
+    path = Path(path)
+    if path.suffix.lower() in {".dcm", ".dicom", ".dic"}:
+        return True
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _clean_code(value) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    return text or None
+
+
+def read_dicom(path: str | Path) -> Mammogram:
+    """Read a DICOM mammogram with pydicom.
+
+    Applies the Modality LUT (Rescale Slope/Intercept), the VOI LUT or window
+    (Window Center/Width), and inverts MONOCHROME1. Compressed transfer syntaxes
+    (JPEG, JPEG-LS, JPEG 2000, RLE) decode through the pylibjpeg plugins.
+
+    Returns:
+        :class:`Mammogram` with ``pixels`` ``(H, W) float32`` in ``[0, 1]``.
+
+    Raises:
+        DataError: the file is missing, not DICOM, truncated, holds no pixel data,
+            is multi-frame/colour, or its transfer syntax cannot be decoded.
+    """
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except Exception as exc:  # pydicom raises several types for bad files
+        raise DataError(f"{path}: not a readable DICOM file ({exc})") from exc
+    if "PixelData" not in ds:
+        raise DataError(f"{path}: DICOM file has no Pixel Data element (7FE0,0010)")
+    try:
+        raw = ds.pixel_array
+    except Exception as exc:
+        raise DataError(
+            f"{path}: cannot decode pixel data (transfer syntax "
+            f"{ds.file_meta.get('TransferSyntaxUID', 'unknown')}): {exc}"
+        ) from exc
+    if raw.ndim != 2:
+        raise DataError(f"{path}: expected a single-frame greyscale image, got pixel array shape {raw.shape}")
+    arr = apply_modality_lut(raw, ds)
+    has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
+    if has_voi:
+        arr = apply_voi_lut(arr, ds, index=0)
+    arr = np.asarray(arr, dtype=np.float64)
+    bits = int(ds.get("BitsStored", 16))
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    if hi <= lo:
+        raise DataError(f"{path}: image is constant (all pixels {lo}); nothing to read")
+    arr = (arr - lo) / (hi - lo)
+    if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
+        arr = 1.0 - arr
+    laterality = _clean_code(ds.get("ImageLaterality")) or _clean_code(ds.get("Laterality"))
+    if laterality not in {"L", "R"}:
+        laterality = None
+    view = _clean_code(ds.get("ViewPosition"))
+    orientation = ds.get("PatientOrientation")
+    orientation = tuple(str(o).upper() for o in orientation) if orientation else None
+    return Mammogram(
+        pixels=arr.astype(np.float32),
+        path=path,
+        bits_stored=bits,
+        laterality=laterality,
+        view=view,
+        patient_orientation=orientation,
+    )
+
+
+def read_raster(path: str | Path) -> Mammogram:
+    """Read a PGM/PNG/TIFF/JPEG/BMP mammogram (8- or 16-bit) with OpenCV.
+
+    Colour images are converted to grey (ITU-R BT.601 weights). Integer images are
+    scaled by their dtype's maximum (255 or 65535); float images are min-max scaled.
+
+    Raises:
+        DataError: missing, truncated or undecodable file.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise DataError(f"{path}: cannot decode image (corrupt, truncated or unsupported format)")
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            img = img[:, :, :3]
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    if img.dtype == np.uint8:
+        arr, bits = img.astype(np.float32) / 255.0, 8
+    elif img.dtype == np.uint16:
+        arr, bits = img.astype(np.float32) / 65535.0, 16
+    else:
+        f = img.astype(np.float64)
+        lo, hi = float(f.min()), float(f.max())
+        if hi <= lo:
+            raise DataError(f"{path}: image is constant; nothing to read")
+        arr, bits = ((f - lo) / (hi - lo)).astype(np.float32), 32
+    return Mammogram(pixels=arr, path=path, bits_stored=bits)
+
+
+def read_mammogram(path: str | Path) -> Mammogram:
+    """Read any supported mammogram file (DICOM or raster), chosen by suffix/magic.
+
+    Raises:
+        DataError: the file is missing, corrupt or of an unsupported format.
+    """
+    path = Path(path)
+    if is_dicom(path):
+        return read_dicom(path)
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix!r}; expected DICOM or one of "
+            f"{sorted(RASTER_SUFFIXES)}"
+        )
+    return read_raster(path)
+
+
+def write_png(path: str | Path, image: np.ndarray, bits: int = 16) -> None:
+    """Write a ``(H, W)`` or ``(H, W, 1)`` image in ``[0, 1]`` (float) as an 8- or 16-bit PNG, atomically.
+
+    The file is written under a temporary name and renamed, so a killed process
+    never leaves a half-written PNG.
+
+    Raises:
+        ValueError: ``bits`` is not 8 or 16.
+    """
+    import cv2
+
+    from keras_mammo.utils import atomic_path
+
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3:
+        img = img[..., 0]
+    scale = 255 if bits == 8 else 65535
+    out = np.clip(np.rint(np.clip(img, 0.0, 1.0) * scale), 0, scale).astype(np.uint8 if bits == 8 else np.uint16)
+    ok, buf = cv2.imencode(".png", out)
+    if not ok:
+        raise DataError(f"{path}: PNG encoding failed")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(buf.tobytes())
