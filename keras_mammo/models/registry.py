@@ -1,0 +1,104 @@
+"""Model registry: ``keras-mammo train --model NAME`` looks models up here.
+
+A model module registers a builder with :func:`register_model`; the builder takes the
+run's :class:`~keras_mammo.config.Config` and returns a
+:class:`keras_mammo.training.gan.GAN` (a ``keras.Model`` that owns its networks).
+Model-specific settings (``model.params`` in the YAML) are validated against the
+dataclass given at registration, so a bad key names ``model.params.<key>``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+
+from keras_mammo.errors import ConfigError
+
+_BUILDERS: dict[str, tuple[Callable, type | None, str]] = {}
+
+#: Modules that register models when imported (imported lazily, on first lookup).
+MODEL_MODULES = [
+    "keras_mammo.models.thesis_gan",
+]
+
+
+def register_model(name: str, params: type | None = None, summary: str = ""):
+    """Decorator registering ``builder(cfg, params, data_info) -> GAN`` under ``name``.
+
+    Args:
+        name: the name used in ``--model`` and ``model.name``.
+        params: a dataclass of the model's own settings (``model.params``), or None.
+        summary: one line shown in ``--help``.
+    """
+
+    def deco(builder):
+        _BUILDERS[name] = (builder, params, summary)
+        return builder
+
+    return deco
+
+
+def _load_all() -> None:
+    for mod in MODEL_MODULES:
+        importlib.import_module(mod)
+
+
+def available_models() -> list[str]:
+    """Registered model names, sorted."""
+    _load_all()
+    return sorted(_BUILDERS)
+
+
+def model_summaries() -> dict[str, str]:
+    """``{name: one-line summary}`` of the registered models."""
+    _load_all()
+    return {k: v[2] for k, v in sorted(_BUILDERS.items())}
+
+
+def model_params(cfg):
+    """The validated ``model.params`` dataclass for ``cfg.model.name`` (or None)."""
+    from keras_mammo.config import from_dict
+
+    _load_all()
+    if cfg.model.name not in _BUILDERS:
+        raise ConfigError(f"model.name: {cfg.model.name!r} is not a registered model; allowed values: "
+                          f"{', '.join(sorted(_BUILDERS))}")
+    _, params_cls, _ = _BUILDERS[cfg.model.name]
+    if params_cls is None:
+        if cfg.model.params:
+            raise ConfigError(f"model.params: model {cfg.model.name!r} takes no params")
+        return None
+    return from_dict(params_cls, cfg.model.params, "model.params")
+
+
+@dataclasses.dataclass
+class DataInfo:
+    """What a builder may need to know about the prepared data.
+
+    Attributes:
+        classes: sorted class labels found in the prepared manifest (e.g.
+            ``["benign", "malignant", "normal"]``); batch ``"label"`` values index it.
+        num_images: images in the training set.
+        resolution: side of the prepared PNGs in pixels.
+    """
+
+    classes: list = dataclasses.field(default_factory=list)
+    num_images: int = 0
+    resolution: int = 0
+
+
+def build_model(cfg, data_info: DataInfo | None = None):
+    """Build the GAN named by ``cfg.model.name`` (call inside a distribution scope).
+
+    The builder is called as ``builder(cfg, params, data_info)``.
+
+    Raises:
+        ConfigError: unknown model name or bad ``model.params``.
+    """
+    params = model_params(cfg)
+    builder = _BUILDERS[cfg.model.name][0]
+    return builder(cfg, params, data_info or DataInfo())
+
+
+def params_as_dict(params) -> dict:
+    return dataclasses.asdict(params) if params is not None else {}

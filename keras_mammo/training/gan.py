@@ -1,0 +1,184 @@
+"""The base GAN: one ``keras.Model`` that owns a generator and a discriminator.
+
+Following the keras-io GAN examples, a GAN overrides ``compile(g_optimizer,
+d_optimizer)`` and ``train_step`` and is driven by ``fit``. On top of that this base
+class gives every model in keras-mammo:
+
+- **stateless, resumable randomness**: the latent vectors of step ``k`` are drawn with
+  ``tf.random.stateless_normal(seed=(run_seed, k, replica))``, so they depend on the step
+  counter (restored from checkpoints), never on hidden RNG state;
+- **one list of variables to checkpoint** (:meth:`checkpoint_variables`): both networks,
+  both optimizers' slots and step counters, dropout seed states;
+- **export signatures** for TF Serving (:meth:`export_signatures`);
+- **replica-aware loss scaling** for ``tf.distribute`` strategies.
+
+Batches fed to :meth:`train_step` are dicts: ``"image"`` ``(B, H, W, 1) float32`` in
+``[-1, 1]``, plus ``"breast_mask"`` / ``"lesion_mask"`` ``(B, H, W, 1) float32`` in
+``{0, 1}`` and ``"label"`` ``(B,) int32`` for models whose :attr:`GAN.inputs_needed`
+name them.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def images_to_uint8(images):
+    """``[-1, 1]`` float images → ``uint8`` in ``[0, 255]`` (rounded, clipped)."""
+    x = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
+class GAN(keras.Model):
+    """Base class of all keras-mammo GANs.
+
+    Subclasses implement :meth:`train_step` (using :meth:`latent_batch` for noise and
+    :meth:`scale_loss` before taking gradients) and may override :meth:`generate`,
+    :meth:`export_signatures`, :meth:`set_stage`.
+
+    Args:
+        generator: maps ``(N, latent_dim)`` float32 → ``(N, H, W, 1)`` in ``[-1, 1]``.
+        discriminator: maps ``(N, H, W, 1)`` → ``(N, 1)`` logits/scores.
+        latent_dim: length of the latent vector z.
+        seed: run seed; latent vectors are a function of ``(seed, step)``.
+
+    Attributes:
+        inputs_needed: batch keys besides ``"image"`` this model trains on.
+        progressive: whether :meth:`set_stage` can grow the resolution.
+        default_optimizer: published Adam settings (learning rates, β1, β2).
+    """
+
+    inputs_needed: tuple[str, ...] = ()
+    progressive: bool = False
+    default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
+
+    def __init__(self, generator, discriminator, latent_dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.seed = int(seed)
+        self.resolution = None
+
+    # --- optimizers -------------------------------------------------------------------
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """Attach the two optimizers (and anything ``keras.Model.compile`` takes)."""
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+
+    @property
+    def step(self):
+        """Generator updates so far (``g_optimizer.iterations``), int64 tensor."""
+        return self.g_optimizer.iterations
+
+    # --- randomness ---------------------------------------------------------------------
+    def latent_batch(self, batch_size, stream: int = 0):
+        """Latent vectors for the current step: ``(batch_size, latent_dim) float32 ~ N(0, 1)``.
+
+        ``stream`` separates draws made in the same step (e.g. discriminator vs
+        generator update). Deterministic in ``(seed, step, stream, replica)``.
+        """
+        replica = 0
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None:
+            replica = ctx.replica_id_in_sync_group
+        seed = tf.stack([
+            tf.cast(self.seed, tf.int64) * 1_000_003 + tf.cast(stream, tf.int64) * 7919 + tf.cast(replica, tf.int64),
+            tf.cast(self.step, tf.int64),
+        ])
+        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
+
+    @staticmethod
+    def scale_loss(loss):
+        """Divide by the number of replicas: gradients are summed across replicas."""
+        strategy = tf.distribute.get_strategy()
+        return loss / tf.cast(strategy.num_replicas_in_sync, loss.dtype)
+
+    @staticmethod
+    def fixed_latents(n: int, latent_dim: int, seed: int):
+        """``(n, latent_dim) float32`` latent vectors fixed by ``seed`` (sample grids, export)."""
+        return tf.random.stateless_normal((n, latent_dim), seed=tf.constant([int(seed), 0x5EED], tf.int64))
+
+    # --- inference ------------------------------------------------------------------------
+    def generate(self, latents, conditions: dict | None = None):
+        """Images from latent vectors: ``(N, latent_dim)`` → ``(N, H, W, 1) float32`` in ``[-1, 1]``."""
+        return self.generator(latents, training=False)
+
+    def sample(self, latents, batch: dict | None = None):
+        """Images for sample grids: ``(N, H, W, 1) float32`` in ``[-1, 1]``.
+
+        ``batch`` is a fixed batch of real data (same keys as in :meth:`train_step`);
+        conditional models take their masks/labels from it, unconditional ones ignore it.
+        """
+        return self.generate(latents)
+
+    def call(self, latents, training=False):
+        return self.generator(latents, training=training)
+
+    def build_networks(self) -> None:
+        """Create every variable (all stages) so checkpoints always hold the same list."""
+        z = ops.zeros((1, self.latent_dim))
+        img = self.generator(z, training=False)
+        self.discriminator(img, training=False)
+
+    def set_stage(self, resolution: int, fade_in_images: int = 0, stage_start_step: int = 0,
+                  global_batch: int = 1) -> None:
+        """Switch to training at ``resolution`` (only progressive models grow).
+
+        Args:
+            resolution: image side in pixels for this stage.
+            fade_in_images: images over which a new block fades in (progressive models).
+            stage_start_step: generator step at which the stage began.
+            global_batch: images per step over all replicas.
+        """
+        from keras_mammo.errors import ConfigError
+
+        if not self.progressive and self.resolution is not None and resolution != self.resolution:
+            raise ConfigError(f"train.stages: model {self.name!r} trains at one resolution "
+                              f"({self.resolution}); got a stage at {resolution}")
+        self.resolution = resolution
+
+    def stage_state(self) -> dict:
+        """Python-side state saved with checkpoints (progressive models add fade-in progress)."""
+        return {"resolution": self.resolution}
+
+    # --- checkpointing ------------------------------------------------------------------
+    def checkpoint_variables(self) -> list:
+        """Every variable that defines the training state, in a fixed order.
+
+        The model's own variables (both networks, BatchNorm statistics, dropout seed
+        states, fade-in counters) followed by both optimizers' variables (iterations,
+        learning rate, Adam moments).
+        """
+        return list(self.variables) + list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
+
+    def build_optimizers(self) -> None:
+        """Create optimizer slots for every trainable variable (before restoring)."""
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    # --- export -------------------------------------------------------------------------
+    def export_signatures(self) -> dict:
+        """TF-Serving signatures of an unconditional generator.
+
+        - ``serving_default``: ``latent`` float32 ``[N, latent_dim]`` → ``images`` uint8
+          ``[N, H, W, 1]``.
+        - ``generate``: ``count`` int32 scalar, ``seed`` int64 scalar → ``images`` uint8
+          ``[count, H, W, 1]``; deterministic (stateless RNG).
+        """
+        latent_dim = self.latent_dim
+        model = self
+
+        @tf.function(input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="latent")])
+        def serving_default(latent):
+            return {"images": images_to_uint8(model.generate(latent))}
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="count"),
+                                      tf.TensorSpec([], tf.int64, name="seed")])
+        def generate(count, seed):
+            z = tf.random.stateless_normal(tf.stack([count, latent_dim]), seed=tf.stack([seed, tf.constant(0x5EED, tf.int64)]))
+            return {"images": images_to_uint8(model.generate(z))}
+
+        return {"serving_default": serving_default, "generate": generate}
