@@ -112,6 +112,7 @@ class TrainConfig:
             devices), ``multi_worker`` (several machines, TF_CONFIG).
         jit_compile: XLA-compile the train step (measured slower on this CPU).
         tensorboard: write TensorBoard scalars and images.
+        deterministic: enable TensorFlow op determinism (same seed → same weights).
     """
 
     stages: list[StageConfig] = dataclasses.field(default_factory=list)
@@ -131,6 +132,7 @@ class TrainConfig:
     strategy: str = _choice("default", "mirrored", "multi_worker", default="default")
     jit_compile: bool = False
     tensorboard: bool = True
+    deterministic: bool = True
 
     def schedule(self) -> list[StageConfig]:
         """The stages to train: ``stages`` or one fixed-resolution stage."""

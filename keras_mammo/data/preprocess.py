@@ -252,6 +252,7 @@ class PreprocessResult:
         flipped: whether the film was mirrored left-right.
         orientation_agrees: whether the tag-based side matches the content-based side.
         reject_reason: ``None`` when kept, else a short reason.
+        mask: the breast mask of the *input* film, ``(H, W) bool`` (see :func:`breast_mask`).
     """
 
     image: np.ndarray | None
@@ -261,6 +262,7 @@ class PreprocessResult:
     flipped: bool
     orientation_agrees: bool
     reject_reason: str | None
+    mask: np.ndarray | None = None
 
 
 def preprocess_mammogram(
@@ -290,15 +292,15 @@ def preprocess_mammogram(
     agrees = side == res.chest_wall
     flipped = side != target_side
     if res.area_fraction <= 0:
-        return PreprocessResult(None, 0.0, side, source, flipped, agrees, "no breast region found")
+        return PreprocessResult(None, 0.0, side, source, flipped, agrees, "no breast region found", res.mask)
     if score < min_shape_score:
         return PreprocessResult(None, score, side, source, flipped, agrees,
-                                f"shape score {score:.3f} < {min_shape_score}")
+                                f"shape score {score:.3f} < {min_shape_score}", res.mask)
     img = normalize_intensity(mammogram.pixels, res.mask, intensity)
     out = crop_pad_resize(img, res.mask, size, chest_wall=side)
     if flipped:
         out = out[:, ::-1].copy()
-    return PreprocessResult(out, score, side, source, flipped, agrees, None)
+    return PreprocessResult(out, score, side, source, flipped, agrees, None, res.mask)
 
 
 def to_model_range(images01):

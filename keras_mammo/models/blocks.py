@@ -78,3 +78,293 @@ def to_grayscale(name: str) -> layers.Layer:
 def from_grayscale(filters: int, name: str) -> keras.Sequential:
     """ProGAN "fromRGB" for one channel: ``Conv2D(filters, 1×1) → LeakyReLU(0.2)``."""
     return keras.Sequential([layers.Conv2D(filters, 1, padding="same"), layers.LeakyReLU(negative_slope=0.2)], name=name)
+
+
+# ---------------------------------------------------------------------------------------
+# Blocks of the other published generators (DCGAN, StyleGAN, U-Net, seg-cdcgan, pix2pix).
+# ---------------------------------------------------------------------------------------
+
+def dcgan_initializer(seed: int | None = None) -> keras.initializers.Initializer:
+    """Weights ``N(0, 0.02)`` (Radford et al. 2016, §4 "Details of adversarial training")."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02, seed=seed)
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class ConvNormAct(layers.Layer):
+    """``Conv2D`` or ``Conv2DTranspose`` → optional normalization → activation → optional dropout.
+
+    The building brick of DCGAN (Radford et al. 2016, §3), the WGAN-GP critic
+    (Gulrajani et al. 2017, §4: no batch normalization), and pix2pix's ``Ck`` / ``CDk``
+    blocks (Isola et al. 2017, §6.1.1: Convolution-BatchNorm-ReLU, dropout 50 %).
+
+    ``(N, H, W, C_in)`` → ``(N, H·s, W·s, filters)`` for ``transpose=True`` and stride
+    ``s``, else ``(N, H/s, W/s, filters)`` (``"same"`` padding).
+
+    Args:
+        filters: output channels.
+        kernel_size: square kernel side (5 in DCGAN, 4 in pix2pix).
+        strides: stride (2 halves or, transposed, doubles the side).
+        transpose: fractionally-strided (transposed) convolution.
+        norm: ``"batch"``, ``"layer"`` (over H, W, C per image), ``"instance"`` or ``None``.
+        activation: ``"relu"``, ``"lrelu"`` (slope 0.2), ``"tanh"`` or ``None`` (linear).
+        dropout: dropout rate after the activation (0 = none).
+        seed: dropout / initializer seed.
+        dcgan_init: initialize the kernel with ``N(0, 0.02)`` (else Glorot uniform).
+
+    Raises:
+        ValueError: unknown ``norm`` or ``activation``.
+    """
+
+    NORMS = ("batch", "layer", "instance", None)
+    ACTIVATIONS = ("relu", "lrelu", "tanh", None)
+
+    def __init__(self, filters: int, kernel_size: int = 3, strides: int = 1, transpose: bool = False,
+                 norm: str | None = None, activation: str | None = "lrelu", dropout: float = 0.0,
+                 seed: int | None = None, dcgan_init: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if norm not in self.NORMS:
+            raise ValueError(f"norm must be one of {self.NORMS}, got {norm!r}")
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
+        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+        self.transpose, self.norm, self.activation = transpose, norm, activation
+        self.dropout_rate, self.seed, self.dcgan_init = dropout, seed, dcgan_init
+        conv = layers.Conv2DTranspose if transpose else layers.Conv2D
+        init = dcgan_initializer(seed) if dcgan_init else "glorot_uniform"
+        self.conv = conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm != "batch",
+                         kernel_initializer=init)
+        if norm == "batch":
+            self.norm_layer = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        elif norm == "layer":
+            self.norm_layer = layers.LayerNormalization(axis=[-3, -2, -1], epsilon=1e-5)
+        elif norm == "instance":
+            self.norm_layer = layers.GroupNormalization(groups=-1, epsilon=1e-5)
+        else:
+            self.norm_layer = None
+        self.drop = layers.Dropout(dropout, seed=seed) if dropout > 0 else None
+
+    def call(self, x, training=False):
+        x = self.conv(x)
+        if self.norm_layer is not None:
+            x = self.norm_layer(x, training=training) if self.norm == "batch" else self.norm_layer(x)
+        if self.activation == "relu":
+            x = ops.relu(x)
+        elif self.activation == "lrelu":
+            x = ops.leaky_relu(x, negative_slope=0.2)
+        elif self.activation == "tanh":
+            x = ops.tanh(x)
+        if self.drop is not None:
+            x = self.drop(x, training=training)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "transpose": self.transpose, "norm": self.norm,
+                "activation": self.activation, "dropout": self.dropout_rate, "seed": self.seed,
+                "dcgan_init": self.dcgan_init}
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class DoubleConv(layers.Layer):
+    """Two ``Conv2D 3×3 → (BatchNormalization) → ReLU`` (Ronneberger et al. 2015, §2).
+
+    ``(N, H, W, C_in)`` → ``(N, H, W, filters)``. Unlike the paper's unpadded
+    convolutions, padding is ``"same"`` so the output mask has the input's size and
+    no overlap-tile strategy is needed.
+    """
+
+    def __init__(self, filters: int, batch_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.batch_norm = filters, batch_norm
+        self.convs = [layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
+                                    kernel_initializer="he_normal") for _ in range(2)]
+        self.norms = [layers.BatchNormalization(momentum=0.9, epsilon=1e-5) for _ in range(2)] if batch_norm else []
+
+    def call(self, x, training=False):
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if self.norms:
+                x = self.norms[i](x, training=training)
+            x = ops.relu(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "batch_norm": self.batch_norm}
+
+
+def downsample_mask(mask, size: int):
+    """Area-downsample a ``(N, R, R, C)`` mask to ``(N, size, size, C)`` (``R`` a multiple of ``size``).
+
+    Values stay in ``[0, 1]``: a pixel holds the lesion fraction of the area it covers.
+    """
+    r = int(mask.shape[1])
+    if r == size:
+        return mask
+    k = r // size
+    return ops.average_pool(mask, pool_size=k, strides=k, padding="valid")
+
+
+# --- StyleGAN (Karras et al. 2019) and ProGAN (Karras et al. 2018) ----------------------
+
+def pixel_norm(x, epsilon: float = 1e-8):
+    """Pixelwise feature-vector normalization ``x / sqrt(mean(x², channels) + ε)`` (Karras et al. 2018, §4.2).
+
+    StyleGAN normalizes the latent vector z with it before the mapping network.
+    """
+    return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + epsilon)
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class EqualizedDense(layers.Layer):
+    """Fully connected layer with equalized learning rate (Karras et al. 2018, §4.1).
+
+    Weights are stored as ``N(0, 1 / lr_mul)`` and multiplied at run time by
+    ``c = gain / sqrt(fan_in) · lr_mul`` (He's constant), so every weight learns at the
+    same speed under Adam; the bias is stored ``/ lr_mul``. ``lr_mul = 0.01`` gives
+    StyleGAN's mapping network its 100× lower learning rate (Karras et al. 2019, App. C).
+
+    ``(N, fan_in)`` → ``(N, units)``.
+    """
+
+    def __init__(self, units: int, gain: float = 2.0 ** 0.5, lr_mul: float = 1.0, bias_init: float = 0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.gain, self.lr_mul, self.bias_init = units, gain, lr_mul, bias_init
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        self.scale = self.gain / fan_in ** 0.5 * self.lr_mul
+        self.kernel = self.add_weight(shape=(fan_in, self.units), name="kernel",
+                                      initializer=keras.initializers.RandomNormal(0.0, 1.0 / self.lr_mul))
+        self.bias = self.add_weight(shape=(self.units,), name="bias",
+                                    initializer=keras.initializers.Constant(self.bias_init / self.lr_mul))
+
+    def call(self, x):
+        return ops.matmul(x, self.kernel * self.scale) + self.bias * self.lr_mul
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "gain": self.gain, "lr_mul": self.lr_mul,
+                "bias_init": self.bias_init}
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class EqualizedConv2D(layers.Layer):
+    """``k×k`` convolution, stride 1, ``"same"`` padding, with equalized learning rate (Karras et al. 2018, §4.1).
+
+    Kernel stored ``N(0, 1)``, scaled at run time by ``gain / sqrt(k·k·C_in)``.
+    ``(N, H, W, C_in)`` → ``(N, H, W, filters)``.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 3, gain: float = 2.0 ** 0.5, use_bias: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.gain, self.use_bias = filters, kernel_size, gain, use_bias
+
+    def build(self, input_shape):
+        cin = int(input_shape[-1])
+        k = self.kernel_size
+        self.scale = self.gain / (k * k * cin) ** 0.5
+        self.kernel = self.add_weight(shape=(k, k, cin, self.filters), name="kernel",
+                                      initializer=keras.initializers.RandomNormal(0.0, 1.0))
+        self.bias = self.add_weight(shape=(self.filters,), name="bias", initializer="zeros") if self.use_bias else None
+
+    def call(self, x):
+        y = ops.conv(x, self.kernel * ops.cast(self.scale, self.kernel.dtype), strides=1, padding="same")
+        return y + self.bias if self.bias is not None else y
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "gain": self.gain, "use_bias": self.use_bias}
+
+
+def instance_norm(x, epsilon: float = 1e-8):
+    """Normalize each feature map of each image to zero mean and unit variance over ``(H, W)``."""
+    mean = ops.mean(x, axis=(1, 2), keepdims=True)
+    var = ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True)
+    return (x - mean) * ops.rsqrt(var + epsilon)
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class AdaIN(layers.Layer):
+    """Adaptive instance normalization driven by a style (Karras et al. 2019, §2, Eq. 1).
+
+    ``AdaIN(x_i, y) = y_s,i · (x_i − μ(x_i)) / σ(x_i) + y_b,i`` where the style
+    ``y = (y_s, y_b)`` is a learned affine transform "A" of the intermediate latent
+    ``w``: ``y_s = 1 + A_s(w)``, ``y_b = A_b(w)`` (the +1 centres the scale at identity,
+    as in the official code). μ and σ are per image and per channel over ``(H, W)``.
+
+    ``call(x, w)``: ``x (N, H, W, channels)``, ``w (N, w_dim)`` → ``(N, H, W, channels)``.
+    """
+
+    def __init__(self, channels: int, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.epsilon = channels, epsilon
+        self.affine = EqualizedDense(2 * channels, gain=1.0, name="affine")
+
+    def style(self, w):
+        """``(y_s, y_b)``, each ``(N, channels)``, from ``w (N, w_dim)``."""
+        y = self.affine(w)
+        return 1.0 + y[:, : self.channels], y[:, self.channels:]
+
+    def call(self, x, w):
+        y_s, y_b = self.style(w)
+        return instance_norm(x, self.epsilon) * y_s[:, None, None, :] + y_b[:, None, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class NoiseInjection(layers.Layer):
+    """Per-pixel noise scaled by learned per-channel factors "B" (Karras et al. 2019, §3.2).
+
+    ``call(x, noise)``: ``x (N, H, W, C)`` + ``noise (N or 1, H, W, 1) ~ N(0, 1)`` ×
+    ``weight (C,)`` (initialized to 0) → ``(N, H, W, C)``.
+    """
+
+    def build(self, input_shape):
+        self.weight = self.add_weight(shape=(int(input_shape[-1]),), name="weight", initializer="zeros")
+
+    def call(self, x, noise):
+        return x + ops.cast(noise, x.dtype) * self.weight
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class MinibatchStdDev(layers.Layer):
+    """Minibatch standard deviation feature map (Karras et al. 2018, §3; StyleGAN's group form).
+
+    Images are split into groups of ``group_size`` (the whole batch when the batch is
+    not a multiple of it); for each group the standard deviation of every feature over
+    the group is averaged over ``(H, W, C)`` and appended as one constant channel.
+
+    ``(N, H, W, C)`` → ``(N, H, W, C + 1)``.
+    """
+
+    def __init__(self, group_size: int = 4, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size, self.epsilon = group_size, epsilon
+
+    def call(self, x):
+        shape = ops.shape(x)
+        n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+        g = ops.minimum(self.group_size, n)
+        g = ops.where(ops.equal(n % g, 0), g, n)
+        y = ops.reshape(x, (g, -1, h, w, c))                      # (G, M, H, W, C), image = g·M + m
+        y = y - ops.mean(y, axis=0, keepdims=True)
+        y = ops.sqrt(ops.mean(ops.square(y), axis=0) + self.epsilon)  # (M, H, W, C)
+        y = ops.mean(y, axis=(1, 2, 3))                               # (M,)
+        y = ops.tile(ops.reshape(y, (-1, 1, 1, 1)), (g, h, w, 1))     # (N, H, W, 1)
+        return ops.concatenate([x, ops.cast(y, x.dtype)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size, "epsilon": self.epsilon}
+
+
+def upsample2x(x):
+    """Nearest-neighbour ×2 upsampling: ``(N, H, W, C)`` → ``(N, 2H, 2W, C)``."""
+    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def downsample2x(x):
+    """2×2 average pooling: ``(N, H, W, C)`` → ``(N, H/2, W/2, C)``."""
+    return ops.average_pool(x, 2, 2)

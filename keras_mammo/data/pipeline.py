@@ -1,0 +1,167 @@
+"""``tf.data`` input pipeline from a prepared dataset directory.
+
+Steps: decode the 16-bit PNGs in parallel (``tf.io.decode_png``), resize to the stage's
+resolution with area interpolation, cache the stage's images in memory, then for each
+epoch draw a permutation that depends only on ``(seed, epoch)``, batch, and prefetch.
+
+Because each epoch's order is a pure function of the seed and the epoch number, a run
+resumed at epoch ``k`` sees exactly the batches an uninterrupted run sees at epoch ``k``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_mammo.data.prepare import read_manifest
+from keras_mammo.errors import ConfigError, DataError
+
+MASK_KEYS = ("breast_mask", "lesion_mask")
+
+
+@dataclasses.dataclass
+class StageArrays:
+    """A stage's training set held in memory.
+
+    Attributes:
+        arrays: ``"image"`` ``(N, R, R, 1) uint16`` (0..65535 ↔ [0, 1]); masks
+            ``(N, R, R, 1) uint8`` in {0, 1}; ``"label"`` ``(N,) int32``.
+        classes: class names indexed by ``"label"``.
+        resolution: ``R`` in pixels.
+    """
+
+    arrays: dict
+    classes: list
+    resolution: int
+
+    @property
+    def size(self) -> int:
+        return int(self.arrays["image"].shape[0])
+
+
+def kept_rows(prepared_dir: str | Path) -> list[dict]:
+    """The manifest rows of the images kept by preprocessing.
+
+    Raises:
+        DataError: no kept image.
+    """
+    rows = [r for r in read_manifest(prepared_dir) if r.get("kept")]
+    if not rows:
+        raise DataError(f"{prepared_dir}: the prepared dataset holds no kept image")
+    return rows
+
+
+def dataset_classes(rows: list[dict]) -> list[str]:
+    """Sorted distinct labels (``None`` shown as ``"unknown"``)."""
+    return sorted({r.get("label") or "unknown" for r in rows})
+
+
+def _decode(path, channels_dtype, resolution):
+    raw = tf.io.read_file(path)
+    img = tf.io.decode_png(raw, channels=1, dtype=channels_dtype)
+    img = tf.image.resize(tf.cast(img, tf.float32), (resolution, resolution), method="area", antialias=True)
+    return img
+
+
+def load_stage_arrays(prepared_dir: str | Path, resolution: int, keys: tuple[str, ...] = (),
+                      rows: list[dict] | None = None, parallel: int | None = None) -> StageArrays:
+    """Decode and resize every kept image (and the masks/labels in ``keys``) to ``resolution``.
+
+    Args:
+        prepared_dir: output of ``keras-mammo preprocess``.
+        resolution: side in pixels.
+        keys: extra batch keys: ``"breast_mask"``, ``"lesion_mask"``, ``"label"``.
+        rows: manifest rows to use (default: all kept rows).
+
+    Raises:
+        DataError: a listed PNG is missing or undecodable (the message names it).
+    """
+    prepared_dir = Path(prepared_dir)
+    rows = rows if rows is not None else kept_rows(prepared_dir)
+    auto = parallel or tf.data.AUTOTUNE
+    paths = [str(prepared_dir / r["image"]) for r in rows]
+    for p in paths:
+        if not Path(p).is_file():
+            raise DataError(f"{p}: listed in the manifest but missing; re-run `keras-mammo preprocess`")
+    try:
+        imgs = tf.data.Dataset.from_tensor_slices(paths).map(
+            lambda p: _decode(p, tf.uint16, resolution), num_parallel_calls=auto, deterministic=True)
+        images = np.stack(list(imgs.as_numpy_iterator()))
+    except tf.errors.OpError as exc:
+        raise DataError(f"{prepared_dir}: cannot decode a prepared image: {exc.message}") from exc
+    arrays = {"image": np.clip(np.rint(images), 0, 65535).astype(np.uint16)}
+    for key in keys:
+        if key in MASK_KEYS:
+            mask_paths = [str(prepared_dir / r[key]) if r.get(key) else "" for r in rows]
+            out = np.zeros((len(rows), resolution, resolution, 1), np.uint8)
+            idx = [i for i, p in enumerate(mask_paths) if p]
+            if idx:
+                ds = tf.data.Dataset.from_tensor_slices([mask_paths[i] for i in idx]).map(
+                    lambda p: _decode(p, tf.uint8, resolution), num_parallel_calls=auto, deterministic=True)
+                out[idx] = (np.stack(list(ds.as_numpy_iterator())) > 127.5).astype(np.uint8)
+            arrays[key] = out
+    classes = dataset_classes(rows)
+    if "label" in keys:
+        lookup = {c: i for i, c in enumerate(classes)}
+        arrays["label"] = np.array([lookup[r.get("label") or "unknown"] for r in rows], np.int32)
+    return StageArrays(arrays, classes, resolution)
+
+
+def _to_float(batch: dict) -> dict:
+    out = {"image": tf.cast(batch["image"], tf.float32) / 65535.0 * 2.0 - 1.0}
+    for k in MASK_KEYS:
+        if k in batch:
+            out[k] = tf.cast(batch[k], tf.float32)
+    if "label" in batch:
+        out["label"] = batch["label"]
+    return out
+
+
+def epoch_permutation(n: int, seed: int, epoch: int):
+    """The order of the ``n`` images in ``epoch``: a permutation fixed by ``(seed, epoch)``."""
+    u = tf.random.stateless_uniform((n,), seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]))
+    return tf.argsort(u)
+
+
+def steps_per_epoch(n: int, batch_size: int, configured: int | None = None) -> int:
+    """Steps in one epoch (``n // batch_size`` unless configured).
+
+    Raises:
+        ConfigError: fewer images than one batch.
+    """
+    if n < batch_size:
+        raise ConfigError(f"train.batch_size: {batch_size} is larger than the {n} training images; "
+                          f"use train.batch_size ≤ {n}")
+    return int(configured) if configured else n // batch_size
+
+
+def make_train_dataset(stage: StageArrays, batch_size: int, seed: int, start_epoch: int, end_epoch: int,
+                       steps: int) -> tf.data.Dataset:
+    """Batches for epochs ``start_epoch … end_epoch − 1``, ``steps`` per epoch.
+
+    Each epoch walks a fresh seeded permutation (wrapping around when ``steps`` ×
+    ``batch_size`` exceeds the images). Yields dicts of ``"image"`` ``(B, R, R, 1)
+    float32`` in ``[-1, 1]`` plus the stage's masks (float32 {0, 1}) and labels (int32).
+    """
+    n = stage.size
+    data = {k: tf.constant(v) for k, v in stage.arrays.items()}
+    per_epoch = steps * batch_size
+    reps = -(-per_epoch // n)
+
+    def epoch_indices(epoch):
+        perms = [epoch_permutation(n, seed, epoch * 1000 + r) for r in range(reps)]
+        idx = tf.concat(perms, 0)[:per_epoch]
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(idx, (steps, batch_size)))
+
+    ds = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(epoch_indices)
+    ds = ds.map(lambda idx: _to_float({k: tf.gather(v, idx) for k, v in data.items()}),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def fixed_batch(stage: StageArrays, n: int) -> dict:
+    """The first ``n`` images (and masks/labels) in manifest order, as float tensors (sample grids)."""
+    n = min(n, stage.size)
+    return _to_float({k: tf.constant(v[:n]) for k, v in stage.arrays.items()})

@@ -1,0 +1,642 @@
+"""Tumour / non-tumour patch sets for the downstream-utility experiments (Rahali 2025, §3.6).
+
+The thesis classifies *patches*: a tumour patch is a square crop centred on an annotated
+lesion, a non-tumour patch is a crop of breast tissue without a lesion. This module cuts
+both kinds from one labelled dataset, splits them **by patient** into a training and a
+held-out test split, and writes them as a directory that the GAN trainer can read
+directly (the prepared-dataset format: ``images/<id>.png`` 16-bit + ``manifest.jsonl``).
+
+Where the patches come from:
+
+- **Tumour patch**: centred on a listed abnormality. MIAS gives the centre and the
+  radius of an enclosing circle in ``Info.txt`` (y from the bottom-left corner, already
+  converted to a row by :class:`~keras_mammo.data.datasets.MIASDataset`); CBIS-DDSM
+  gives an ROI mask whose bounding box defines centre and radius. Abnormalities without
+  coordinates (MIAS: some CALC rows and mdb059) are skipped and counted.
+- **Non-tumour patch**: by default a crop of breast tissue (at least ``min_tissue`` of
+  its pixels inside :func:`keras_mammo.data.preprocess.breast_mask`) from a film labelled
+  normal. ``normal_source="lesion-free"`` instead samples tissue away from every located
+  lesion of any film with only located lesions (for datasets without normal films, such
+  as CBIS-DDSM).
+
+Why both classes come from the same dataset: the thesis drew tumours from CBIS-DDSM and
+normal tissue from RSNA, which lets a classifier separate scanners and digitizers
+instead of tumour and tissue. Here both classes share one source.
+
+Why the split is by patient: MIAS films come in left/right pairs of one patient
+(mdb001/mdb002, ...); a CBIS-DDSM patient has CC and MLO views of the same lesion. A
+split by patch would put the same lesion or breast in both splits.
+
+The output directory::
+
+    <out>/images/<patch_id>.png      16-bit greyscale, size × size, 0..65535 ↔ [0, 1]
+    <out>/manifest.jsonl             one JSON object per patch (see Patch.manifest_row)
+    <out>/patches.json               options, counts per split and class, split patients
+    <out>/generator_train/           the TRAINING split's tumour patches only, in the same
+                                     format: the one set a generator may be trained on
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from keras_mammo.data.datasets import SourceRecord
+from keras_mammo.errors import ConfigError, DataError
+
+TUMOUR = "tumour"
+NON_TUMOUR = "non-tumour"
+CLASSES = (NON_TUMOUR, TUMOUR)  # label 0, label 1 for the classifier
+TRAIN, TEST = "train", "test"
+GENERATOR_TRAIN_DIR = "generator_train"
+
+
+class DataLeakageError(DataError):
+    """A test-split image (or patient) would reach a generator's or classifier's training data."""
+
+
+@dataclasses.dataclass
+class PatchOptions:
+    """How patches are cut and split.
+
+    Attributes:
+        size: side of the written patch in pixels (default 128).
+        crop: ``"fixed"``: the crop is ``size`` source pixels square (after
+            ``source_scale``), so tumour and non-tumour patches have the same physical
+            scale (MIAS: 128 px × 200 µm = 25.6 mm) and scale is no cue; ``"lesion"``:
+            a tumour crop grows to ``2 × radius × lesion_margin`` when the lesion is
+            larger than ``size`` and is resized down to ``size``.
+        lesion_margin: context around the enclosing circle for ``crop="lesion"``.
+        source_scale: films are resized by this factor before cropping (CBIS-DDSM at
+            50 µm: 0.25 gives MIAS's 200 µm).
+        normals_per_film: non-tumour patches sampled per eligible film.
+        normal_source: ``"normal-films"`` (films labelled normal) or ``"lesion-free"``
+            (tissue at least one patch side away from every located lesion).
+        min_tissue: minimum fraction of a non-tumour patch inside the breast mask.
+        test_fraction: share of the tumour patches (and of the patients without one)
+            held out, by patient (thesis: 100 of 500 = 0.2).
+        seed: seeds the non-tumour positions and the patient split.
+    """
+
+    size: int = 128
+    crop: str = "fixed"
+    lesion_margin: float = 1.2
+    source_scale: float = 1.0
+    normals_per_film: int = 2
+    normal_source: str = "normal-films"
+    min_tissue: float = 0.95
+    test_fraction: float = 0.2
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the bad option."""
+        if self.size < 8:
+            raise ConfigError(f"patches.size: must be ≥ 8 pixels, got {self.size}")
+        if self.crop not in ("fixed", "lesion"):
+            raise ConfigError(f"patches.crop: {self.crop!r} is not allowed; allowed values: fixed, lesion")
+        if self.normal_source not in ("normal-films", "lesion-free"):
+            raise ConfigError(f"patches.normal_source: {self.normal_source!r} is not allowed; "
+                              "allowed values: normal-films, lesion-free")
+        if not 0.0 < self.source_scale <= 1.0:
+            raise ConfigError(f"patches.source_scale: must be in (0, 1], got {self.source_scale}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"patches.test_fraction: must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 <= self.min_tissue <= 1.0:
+            raise ConfigError(f"patches.min_tissue: must be in [0, 1], got {self.min_tissue}")
+        if self.normals_per_film < 0:
+            raise ConfigError(f"patches.normals_per_film: must be ≥ 0, got {self.normals_per_film}")
+        if self.lesion_margin <= 0:
+            raise ConfigError(f"patches.lesion_margin: must be > 0, got {self.lesion_margin}")
+
+
+@dataclasses.dataclass
+class Patch:
+    """One tumour or non-tumour patch and where it was cut from.
+
+    Attributes:
+        patch_id: unique id, ``<film>-t<k>`` (k-th abnormality) or ``<film>-n<k>``.
+        patient_id, dataset, laterality, view: copied from the film's record.
+        source_image: the film's image id; ``source_path`` its file.
+        cls: ``"tumour"`` or ``"non-tumour"``.
+        label: ``"benign"``/``"malignant"`` for tumours, ``"normal"`` otherwise.
+        abnormality: lesion class (MIAS CALC, CIRC, ...; CBIS-DDSM mass/calcification).
+        box: crop box ``(row0, col0, row1, col1)`` in pixels of the original film,
+            end-exclusive (may extend past the film for lesions at its edge: the outside
+            is zero-padded).
+        center: lesion centre ``(row, col)`` in film pixels (tumours), else the crop centre.
+        radius: lesion radius in film pixels (tumours) or ``None``.
+        tissue_fraction: share of the crop inside the breast mask (non-tumours), else ``None``.
+        split: ``"train"`` or ``"test"`` (set by :func:`split_by_patient`).
+        image: ``(size, size) float32`` in ``[0, 1]``, or ``None`` once written.
+    """
+
+    patch_id: str
+    patient_id: str
+    dataset: str
+    source_image: str
+    source_path: str
+    cls: str
+    label: str
+    abnormality: str | None
+    box: tuple[int, int, int, int]
+    center: tuple[float, float]
+    radius: float | None = None
+    tissue_fraction: float | None = None
+    laterality: str | None = None
+    view: str | None = None
+    split: str | None = None
+    image: np.ndarray | None = None
+
+    def manifest_row(self) -> dict:
+        """The ``manifest.jsonl`` object: the prepared-dataset keys plus the patch's provenance."""
+        return {
+            "image_id": self.patch_id, "patient_id": self.patient_id, "dataset": self.dataset,
+            "label": self.label, "kept": True, "image": f"images/{self.patch_id}.png",
+            "laterality": self.laterality, "view": self.view,
+            "class": self.cls, "severity": self.label if self.cls == TUMOUR else None,
+            "abnormality": self.abnormality, "source_image": self.source_image,
+            "source_path": self.source_path, "box": list(self.box),
+            "center": [round(float(c), 2) for c in self.center],
+            "radius": None if self.radius is None else float(self.radius),
+            "tissue_fraction": None if self.tissue_fraction is None else round(float(self.tissue_fraction), 4),
+            "split": self.split,
+        }
+
+
+# --------------------------------------------------------------------------- cropping
+
+
+def crop_square(pixels: np.ndarray, center: tuple[float, float], side: int, out_size: int
+                ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Crop a ``side`` × ``side`` square centred on ``center`` and resize it to ``out_size``.
+
+    The box is shifted to lie inside the film when the film is large enough (a lesion at
+    the edge is then off-centre but whole); otherwise the outside is zero-padded.
+    Shrinking uses area interpolation, enlarging bilinear.
+
+    Args:
+        pixels: ``(H, W) float32`` in ``[0, 1]``.
+        center: ``(row, col)`` in pixels.
+        side: crop side in pixels, ≥ 1.
+        out_size: output side in pixels.
+
+    Returns:
+        ``((out_size, out_size) float32 in [0, 1], (row0, col0, row1, col1))``, the box
+        in ``pixels``' coordinates, end-exclusive.
+    """
+    import cv2
+
+    h, w = pixels.shape
+    side = int(max(1, round(side)))
+    r0 = int(round(center[0] - side / 2))
+    c0 = int(round(center[1] - side / 2))
+    if side <= h:
+        r0 = min(max(r0, 0), h - side)
+    if side <= w:
+        c0 = min(max(c0, 0), w - side)
+    out = np.zeros((side, side), np.float32)
+    sr0, sc0 = max(r0, 0), max(c0, 0)
+    sr1, sc1 = min(r0 + side, h), min(c0 + side, w)
+    out[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = pixels[sr0:sr1, sc0:sc1]
+    if side != out_size:
+        interp = cv2.INTER_AREA if side > out_size else cv2.INTER_LINEAR
+        out = cv2.resize(out, (out_size, out_size), interpolation=interp)
+    return np.clip(out, 0.0, 1.0).astype(np.float32), (r0, c0, r0 + side, c0 + side)
+
+
+def roi_center_radius(roi_mask: np.ndarray, film_shape: tuple[int, int]) -> tuple[tuple[float, float], float] | None:
+    """Centre ``(row, col)`` and radius (half the longer side) of an ROI mask's bounding box.
+
+    CBIS-DDSM ROI masks are sometimes stored at a different size than their film; the box
+    is then scaled to ``film_shape``.
+
+    Args:
+        roi_mask: ``(h, w)`` array, non-zero (> 0.5 of its maximum) inside the lesion.
+        film_shape: ``(H, W)`` of the film the mask belongs to.
+
+    Returns:
+        ``((row, col), radius)`` in film pixels, or ``None`` for an empty mask.
+    """
+    m = np.asarray(roi_mask, np.float32)
+    if m.max() <= 0:
+        return None
+    inside = m > 0.5 * float(m.max())
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    sy, sx = film_shape[0] / m.shape[0], film_shape[1] / m.shape[1]
+    r0, r1 = rows[0] * sy, (rows[-1] + 1) * sy
+    c0, c1 = cols[0] * sx, (cols[-1] + 1) * sx
+    return ((r0 + r1) / 2.0, (c0 + c1) / 2.0), max(r1 - r0, c1 - c0) / 2.0
+
+
+def _film_rng(seed: int, image_id: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the film (not on the film order)."""
+    return np.random.default_rng([int(seed), zlib.crc32(image_id.encode())])
+
+
+def sample_tissue_centres(mask: np.ndarray, side: int, k: int, rng: np.random.Generator,
+                          min_tissue: float = 0.95, exclude: np.ndarray | None = None
+                          ) -> list[tuple[int, int, float]]:
+    """Sample up to ``k`` non-overlapping ``side``-pixel squares of breast tissue.
+
+    A square is eligible when it lies inside the film, at least ``min_tissue`` of its
+    pixels are inside ``mask``, and it does not touch ``exclude`` (lesion discs).
+    Candidate squares are found with a box filter of the mask (one pass, O(H·W)).
+
+    Args:
+        mask: ``(H, W) bool`` breast mask.
+        side: square side in pixels.
+        k: number of squares wanted.
+        rng: NumPy generator (the result depends only on it and the inputs).
+        min_tissue: minimum inside fraction, ``[0, 1]``.
+        exclude: optional ``(H, W) bool``; squares touching it are not eligible.
+
+    Returns:
+        ``[(row_centre, col_centre, tissue_fraction), ...]`` (fewer than ``k`` when the
+        breast is too small); the square is rows ``row_centre - side//2`` … ``+ side``.
+    """
+    import cv2
+
+    h, w = mask.shape
+    if side > h or side > w or k <= 0:
+        return []
+    frac = cv2.blur(mask.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
+    ok = frac >= min_tissue - 1e-6
+    half = side // 2
+    valid = np.zeros_like(ok)
+    valid[half:h - side + half + 1, half:w - side + half + 1] = True
+    ok &= valid
+    if exclude is not None and exclude.any():
+        touch = cv2.blur(exclude.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
+        ok &= touch <= 0
+    cand = np.flatnonzero(ok.ravel())
+    chosen: list[tuple[int, int, float]] = []
+    if cand.size == 0:
+        return chosen
+    order = rng.permutation(cand.size)
+    for idx in order[: 200 * k]:
+        r, c = divmod(int(cand[idx]), w)
+        if all(abs(r - r2) >= side or abs(c - c2) >= side for r2, c2, _ in chosen):
+            chosen.append((r, c, float(frac[r, c])))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def _lesion_geometry(record: SourceRecord, film_shape: tuple[int, int], scale: float
+                     ) -> list[tuple[int, object, tuple[float, float] | None, float | None]]:
+    """``[(k, abnormality, centre, radius)]`` in scaled film pixels; centre None when unknown."""
+    out = []
+    for k, abn in enumerate(record.abnormalities):
+        center, radius = abn.center, abn.radius
+        if center is None and abn.roi_mask_path is not None:
+            from keras_mammo.data.io import read_mammogram
+
+            roi = read_mammogram(abn.roi_mask_path).pixels
+            got = roi_center_radius(roi, (round(film_shape[0] / scale), round(film_shape[1] / scale)))
+            if got is not None:
+                center, radius = got
+        if center is not None:
+            center = (center[0] * scale, center[1] * scale)
+            radius = None if radius is None else radius * scale
+        out.append((k, abn, center, radius))
+    return out
+
+
+def film_patches(record: SourceRecord, options: PatchOptions) -> tuple[list[Patch], list[str]]:
+    """Cut the tumour and non-tumour patches of one film.
+
+    Tumour patches are cut for every abnormality with a location; non-tumour patches
+    for a normal film (``normal_source="normal-films"``) or, with ``"lesion-free"``, for a
+    film whose abnormalities are all located (tissue away from them).
+
+    Args:
+        record: the film's metadata (label, abnormalities with centre/radius or ROI mask).
+        options: :class:`PatchOptions`.
+
+    Returns:
+        ``(patches, notes)``: patches with ``image`` set (``(size, size) float32`` in
+        ``[0, 1]``) and ``split=None``; notes name what was skipped and why.
+
+    Raises:
+        DataError: the film (or an ROI mask) cannot be read.
+    """
+    import cv2
+
+    from keras_mammo.data.io import read_mammogram
+    from keras_mammo.data.preprocess import breast_mask
+
+    pixels = read_mammogram(record.path).pixels
+    scale = float(options.source_scale)
+    if scale != 1.0:
+        pixels = cv2.resize(pixels, (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale))),
+                            interpolation=cv2.INTER_AREA)
+    common = dict(patient_id=record.patient_id, dataset=record.dataset, source_image=record.image_id,
+                  source_path=str(record.path), laterality=record.laterality, view=record.view)
+    patches: list[Patch] = []
+    notes: list[str] = []
+    lesions = _lesion_geometry(record, pixels.shape, scale)
+    for k, abn, center, radius in lesions:
+        if center is None:
+            notes.append(f"{record.image_id}: abnormality {k} ({abn.kind}) has no location; no tumour patch")
+            continue
+        side = options.size
+        if options.crop == "lesion" and radius:
+            side = max(options.size, int(np.ceil(2 * radius * options.lesion_margin)))
+        img, box = crop_square(pixels, center, side, options.size)
+        box = tuple(int(round(b / scale)) for b in box)
+        patches.append(Patch(
+            patch_id=f"{record.image_id}-t{k}", cls=TUMOUR, label=abn.severity or "unknown",
+            abnormality=abn.kind, box=box, center=(center[0] / scale, center[1] / scale),
+            radius=None if radius is None else radius / scale, image=img, **common))
+    is_normal = (record.label or "normal") == "normal" and not record.abnormalities
+    all_located = bool(record.abnormalities) and all(c is not None for _, _, c, _ in lesions)
+    eligible = is_normal if options.normal_source == "normal-films" else (is_normal or all_located)
+    if eligible and options.normals_per_film > 0:
+        mask = breast_mask(pixels).mask
+        exclude = None
+        if lesions:
+            exclude = np.zeros(pixels.shape, np.uint8)
+            for _, _, center, radius in lesions:
+                r = int(round((radius or options.size / 2) * options.lesion_margin))
+                cv2.circle(exclude, (int(round(center[1])), int(round(center[0]))), max(r, 1), 1, -1)
+            exclude = exclude.astype(bool)
+        rng = _film_rng(options.seed, record.image_id)
+        picks = sample_tissue_centres(mask, options.size, options.normals_per_film, rng,
+                                      options.min_tissue, exclude)
+        if len(picks) < options.normals_per_film:
+            notes.append(f"{record.image_id}: {len(picks)} of {options.normals_per_film} non-tumour patches "
+                         f"fit inside the breast (min_tissue={options.min_tissue})")
+        for j, (r, c, frac) in enumerate(picks):
+            img, box = crop_square(pixels, (r - options.size // 2 + options.size / 2,
+                                            c - options.size // 2 + options.size / 2), options.size, options.size)
+            box = tuple(int(round(b / scale)) for b in box)
+            patches.append(Patch(
+                patch_id=f"{record.image_id}-n{j}", cls=NON_TUMOUR, label="normal", abnormality=None, box=box,
+                center=((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0), tissue_fraction=frac,
+                image=img, **common))
+    return patches, notes
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def split_by_patient(patches: Sequence[Patch], test_fraction: float = 0.2, seed: int = 0) -> dict[str, str]:
+    """Assign every patient to ``"train"`` or ``"test"``; all of a patient's patches follow.
+
+    Patients with tumour patches are shuffled (``seed``) and moved to the test split
+    until it holds ``round(test_fraction × tumour patches)`` tumour patches; patients
+    with only non-tumour patches are shuffled and ``round(test_fraction × count)`` of them
+    go to test. The thesis held out 100 of 500 images per class (0.2), §3.6.
+
+    Args:
+        patches: patches with ``patient_id`` and ``cls``.
+        test_fraction: in ``(0, 1)``.
+        seed: split seed.
+
+    Returns:
+        ``{patient_id: "train" | "test"}``; ``Patch.split`` is also set in place.
+
+    Raises:
+        DataError: fewer than 2 patients with tumour patches, or a split would hold no
+            tumour or no non-tumour patch.
+    """
+    n_tumour: Counter = Counter(p.patient_id for p in patches if p.cls == TUMOUR)
+    patients = sorted({p.patient_id for p in patches})
+    tumour_patients = sorted(n_tumour)
+    other = [pid for pid in patients if pid not in n_tumour]
+    if len(tumour_patients) < 2:
+        raise DataError(f"need tumour patches from at least 2 patients to split by patient, got {len(tumour_patients)}")
+    rng = np.random.default_rng(int(seed))
+    target = max(1, int(round(test_fraction * sum(n_tumour.values()))))
+    split = {pid: TRAIN for pid in patients}
+    held = 0
+    for i in rng.permutation(len(tumour_patients)):
+        if held >= target:
+            break
+        pid = tumour_patients[int(i)]
+        split[pid] = TEST
+        held += n_tumour[pid]
+    n_other_test = int(round(test_fraction * len(other)))
+    for i in rng.permutation(len(other))[:n_other_test]:
+        split[other[int(i)]] = TEST
+    for p in patches:
+        p.split = split[p.patient_id]
+    for s in (TRAIN, TEST):
+        for c in CLASSES:
+            if not any(p.split == s and p.cls == c for p in patches):
+                raise DataError(f"the {s} split holds no {c} patch; use more films or another test_fraction")
+    return split
+
+
+# --------------------------------------------------------------------------- writing / reading
+
+
+def extract_patches(records: Iterable[SourceRecord], options: PatchOptions | None = None,
+                    progress: bool = True) -> tuple[list[Patch], list[str]]:
+    """Cut patches from every film and split them by patient.
+
+    Args:
+        records: films from a dataset adapter (e.g. ``MIASDataset(path).records()``).
+        options: :class:`PatchOptions` (defaults if None).
+        progress: show a tqdm bar over films.
+
+    Returns:
+        ``(patches, notes)`` with ``split`` set on every patch.
+
+    Raises:
+        ConfigError: invalid options. DataError: unreadable film, or no valid split.
+    """
+    from tqdm.auto import tqdm
+
+    options = options or PatchOptions()
+    options.validate()
+    records = list(records)
+    patches: list[Patch] = []
+    notes: list[str] = []
+    for rec in tqdm(records, desc="patches", unit="film", disable=not progress):
+        got, why = film_patches(rec, options)
+        patches.extend(got)
+        notes.extend(why)
+    if not patches:
+        raise DataError("no patches could be cut: no located abnormality and no eligible normal film")
+    split_by_patient(patches, options.test_fraction, options.seed)
+    return patches, notes
+
+
+def _write_manifest(path: Path, rows: Iterable[dict]) -> None:
+    from keras_mammo.utils import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows))
+
+
+def counts(rows: Iterable[dict]) -> dict:
+    """``{split: {class: n, "patients": n}}`` of manifest rows."""
+    out: dict = {}
+    rows = list(rows)
+    for s in (TRAIN, TEST):
+        sub = [r for r in rows if r["split"] == s]
+        out[s] = {c: sum(r["class"] == c for r in sub) for c in CLASSES}
+        out[s]["patients"] = len({r["patient_id"] for r in sub})
+    return out
+
+
+def write_patch_set(patches: Sequence[Patch], out_dir: str | Path, options: PatchOptions,
+                    source: dict | None = None, notes: Sequence[str] = ()) -> Path:
+    """Write patches as a prepared-dataset directory plus the generator's training subset.
+
+    Writes ``images/<patch_id>.png`` (16-bit), ``manifest.jsonl``, ``patches.json``
+    (options, counts, split patient lists, notes, ``source``) and ``generator_train/``
+    (training-split tumour patches only; see :func:`write_generator_training_set`).
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        DataError: a patch has no split or no image.
+    """
+    from keras_mammo.data.io import write_png
+    from keras_mammo.utils import write_json_atomic
+
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for p in patches:
+        if p.split not in (TRAIN, TEST):
+            raise DataError(f"patch {p.patch_id} has no train/test split; call split_by_patient first")
+        if p.image is None:
+            raise DataError(f"patch {p.patch_id} has no pixels to write")
+        write_png(out / "images" / f"{p.patch_id}.png", p.image, bits=16)
+        rows.append(p.manifest_row())
+    _write_manifest(out / "manifest.jsonl", rows)
+    summary = {
+        "format": "keras-mammo patch set v1",
+        "options": dataclasses.asdict(options),
+        "source": source or {},
+        "counts": counts(rows),
+        "patients": {s: sorted({r["patient_id"] for r in rows if r["split"] == s}) for s in (TRAIN, TEST)},
+        "notes": list(notes),
+    }
+    write_json_atomic(out / "patches.json", summary)
+    write_generator_training_set(out, out / GENERATOR_TRAIN_DIR)
+    return out
+
+
+class PatchSet:
+    """A patch-set directory written by :func:`write_patch_set`.
+
+    Attributes:
+        root: the directory.
+        rows: manifest objects, in file order.
+        info: the ``patches.json`` summary (empty dict if absent).
+
+    Raises:
+        DataError: no ``manifest.jsonl``, a malformed line, or a row without the keys
+            ``image_id``, ``patient_id``, ``class``, ``split``, ``image``.
+    """
+
+    REQUIRED = ("image_id", "patient_id", "class", "split", "image")
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        man = self.root / "manifest.jsonl"
+        if not man.is_file():
+            raise DataError(f"{man}: patch-set manifest not found (write one with `keras-mammo patches`)")
+        self.rows = []
+        for i, line in enumerate(man.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{man}:{i}: not JSON ({exc})") from exc
+            missing = [k for k in self.REQUIRED if k not in row]
+            if missing:
+                raise DataError(f"{man}:{i}: missing key(s) {missing}")
+            if row["class"] not in CLASSES or row["split"] not in (TRAIN, TEST):
+                raise DataError(f"{man}:{i}: class must be one of {CLASSES} and split train/test, "
+                                f"got {row['class']!r}/{row['split']!r}")
+            self.rows.append(row)
+        info = self.root / "patches.json"
+        self.info = json.loads(info.read_text()) if info.is_file() else {}
+        self._by_id = {r["image_id"]: r for r in self.rows}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def select(self, split: str | None = None, cls: str | None = None) -> list[dict]:
+        """Rows of one split and/or class, in manifest order."""
+        return [r for r in self.rows if (split is None or r["split"] == split) and (cls is None or r["class"] == cls)]
+
+    def test_patients(self) -> set[str]:
+        return {r["patient_id"] for r in self.rows if r["split"] == TEST}
+
+    def load_images(self, ids: Sequence[str] | None = None) -> np.ndarray:
+        """Read patches as ``(N, S, S) float32`` in ``[0, 1]`` (all patches when ``ids`` is None).
+
+        Raises:
+            DataError: unknown id, unreadable PNG, or patches of different sizes.
+        """
+        from keras_mammo.data.io import read_mammogram
+
+        ids = [r["image_id"] for r in self.rows] if ids is None else list(ids)
+        imgs = []
+        for i in ids:
+            if i not in self._by_id:
+                raise DataError(f"{self.root}: no patch {i!r} in the manifest")
+            imgs.append(read_mammogram(self.root / self._by_id[i]["image"]).pixels)
+        shapes = {im.shape for im in imgs}
+        if len(shapes) > 1:
+            raise DataError(f"{self.root}: patches have different sizes {sorted(shapes)}")
+        return np.stack(imgs).astype(np.float32) if imgs else np.zeros((0, 0, 0), np.float32)
+
+
+def write_generator_training_set(patch_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write the training split's tumour patches, and nothing else, as a prepared dataset.
+
+    This is the only data a generator used by the utility experiments may be trained on
+    (Rahali 2025, §3.6 trains the GAN on tumour images; here only the training split's,
+    so that no test image reaches the generator). The images are copied so that the
+    directory stands alone; its ``manifest.jsonl`` keeps the patch rows.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        DataLeakageError: a row of a test patient would be written (checked after writing).
+    """
+    ps = PatchSet(patch_dir)
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = ps.select(TRAIN, TUMOUR)
+    for r in rows:
+        shutil.copyfile(ps.root / r["image"], out / r["image"])
+    _write_manifest(out / "manifest.jsonl", rows)
+    check_no_test_leakage(ps, rows, what=str(out))
+    return out
+
+
+def check_no_test_leakage(patch_set: PatchSet, rows: Iterable[dict], what: str = "training data") -> None:
+    """Raise if any row is a test-split patch or belongs to a test-split patient.
+
+    Args:
+        patch_set: the patch set whose test split must stay unseen.
+        rows: manifest-like objects with ``image_id`` and/or ``patient_id``.
+        what: names the data in the message.
+
+    Raises:
+        DataLeakageError: naming the offending image and patient.
+    """
+    test_ids = {r["image_id"] for r in patch_set.select(TEST)}
+    test_patients = patch_set.test_patients()
+    for r in rows:
+        if r.get("image_id") in test_ids or r.get("patient_id") in test_patients:
+            raise DataLeakageError(
+                f"{what}: {r.get('image_id')!r} (patient {r.get('patient_id')!r}) belongs to the held-out test "
+                f"split of {patch_set.root}; a generator or classifier must never see it")
