@@ -12,6 +12,7 @@ from keras_mammo.errors import KerasMammoError
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter (must run before TF is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 def user_errors(fn):

@@ -33,6 +33,16 @@ def _register() -> None:
 
     for cmd in (preprocess, train, generate, export):
         main.add_command(cmd)
+    from cli.evaluate import evaluate
+    from cli.weights import weights
+
+    main.add_command(evaluate)
+    main.add_command(weights)
+    from cli.patches import patches
+    from cli.utility import utility
+
+    main.add_command(patches)
+    main.add_command(utility)
     # Further commands (evaluate, weights, patches, utility) are added here.
 
 

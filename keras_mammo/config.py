@@ -327,11 +327,9 @@ def validate(cfg: Config) -> None:
         prev = st.resolution
     if cfg.model.latent_dim < 1:
         raise ConfigError(f"model.latent_dim: must be ≥ 1, got {cfg.model.latent_dim}")
-    from keras_mammo.models.registry import available_models
+    from keras_mammo.models.registry import model_params
 
-    if cfg.model.name not in available_models():
-        raise ConfigError(f"model.name: {cfg.model.name!r} is not a registered model; allowed values: "
-                          f"{', '.join(available_models())}")
+    model_params(cfg)  # unknown model name or bad model.params → ConfigError naming the key
 
 
 def dump_config(cfg: Config) -> str:

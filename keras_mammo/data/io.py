@@ -21,6 +21,8 @@ from keras_mammo.errors import DataError
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
 RASTER_SUFFIXES = {".png", ".pgm", ".pnm", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SUFFIXES = RASTER_SUFFIXES | {".dcm", ".dicom", ".dic"}
+#: Mammography view codes (DICOM CID 4014 abbreviations).
+MAMMO_VIEWS = {"CC", "MLO", "ML", "LM", "LMO", "XCCL", "XCCM", "FB", "SIO", "AT", "CV"}
 
 
 @dataclasses.dataclass
@@ -120,7 +122,12 @@ def read_dicom(path: str | Path) -> Mammogram:
         laterality = None
     view = _clean_code(ds.get("ViewPosition"))
     orientation = ds.get("PatientOrientation")
-    orientation = tuple(str(o).upper() for o in orientation) if orientation else None
+    if isinstance(orientation, str):
+        orientation = orientation.split("\\")
+    orientation = tuple(str(o).strip().upper() for o in orientation) if orientation else None
+    if view is None and orientation and len(orientation) == 1 and orientation[0] in MAMMO_VIEWS:
+        # some archives (CBIS-DDSM) put the view code in Patient Orientation
+        view, orientation = orientation[0], None
     return Mammogram(
         pixels=arr.astype(np.float32),
         path=path,

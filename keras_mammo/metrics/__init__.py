@@ -1,0 +1,28 @@
+"""Evaluation of synthetic mammograms: metrics as functions of features or images.
+
+- :mod:`~keras_mammo.metrics.inception`: the FID Inception network (TF
+  inception-2015-12-05, pool_3) ported to Keras; :func:`inception_features`.
+- :mod:`~keras_mammo.metrics.fid`, :mod:`~keras_mammo.metrics.kid`: FID (Heusel et al.
+  2017) and KID (Bińkowski et al. 2018) of two feature sets.
+- :mod:`~keras_mammo.metrics.image_metrics`: PSNR/SSIM to the nearest real image,
+  breast histograms, binarized-tissue measures.
+- :mod:`~keras_mammo.metrics.memorization`: nearest-training-image distance ratios.
+- :mod:`~keras_mammo.metrics.loss_summary`: phases of G/D balance of a loss curve.
+- :mod:`~keras_mammo.metrics.evaluate`: :func:`~keras_mammo.metrics.evaluate.evaluate`, the
+  library side of ``keras-mammo evaluate``; :mod:`~keras_mammo.metrics.report` writes the report.
+
+TensorFlow is imported only by the modules that need it (the network, the evaluator).
+"""
+from keras_mammo.metrics.fid import feature_statistics, fid, frechet_distance
+from keras_mammo.metrics.kid import kid, mmd2_unbiased
+
+__all__ = ["feature_statistics", "fid", "frechet_distance", "kid", "mmd2_unbiased",
+           "inception_features", "load_fid_inception"]
+
+
+def __getattr__(name):
+    if name in ("inception_features", "load_fid_inception"):
+        from keras_mammo.metrics import inception
+
+        return getattr(inception, name)
+    raise AttributeError(f"module 'keras_mammo.metrics' has no attribute {name!r}")

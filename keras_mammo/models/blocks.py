@@ -318,15 +318,20 @@ class AdaIN(layers.Layer):
 class NoiseInjection(layers.Layer):
     """Per-pixel noise scaled by learned per-channel factors "B" (Karras et al. 2019, §3.2).
 
-    ``call(x, noise)``: ``x (N, H, W, C)`` + ``noise (N or 1, H, W, 1) ~ N(0, 1)`` ×
-    ``weight (C,)`` (initialized to 0) → ``(N, H, W, C)``.
+    ``call(x, noise)``: ``x (N, H, W, channels)`` + ``noise (N or 1, H, W, 1) ~ N(0, 1)`` ×
+    ``weight (channels,)`` (initialized to 0) → ``(N, H, W, channels)``.
     """
 
-    def build(self, input_shape):
-        self.weight = self.add_weight(shape=(int(input_shape[-1]),), name="weight", initializer="zeros")
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.weight = self.add_weight(shape=(channels,), name="weight", initializer="zeros")
 
     def call(self, x, noise):
         return x + ops.cast(noise, x.dtype) * self.weight
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
 
 
 @keras.saving.register_keras_serializable("keras_mammo")

@@ -19,6 +19,11 @@ _BUILDERS: dict[str, tuple[Callable, type | None, str]] = {}
 #: Modules that register models when imported (imported lazily, on first lookup).
 MODEL_MODULES = [
     "keras_mammo.models.thesis_gan",
+    "keras_mammo.models.dcgan",
+    "keras_mammo.models.stylegan",
+    "keras_mammo.models.unet",
+    "keras_mammo.models.seg_cdcgan",
+    "keras_mammo.models.pix2pix",
 ]
 
 

@@ -86,7 +86,7 @@ class ProgressiveGenerator(keras.Model):
         self.reshape = layers.Reshape((b, b, c))
         self.base_bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="project_bn")
         self.blocks = [UpsampleConvBlock(ch, name=f"block_{r}") for r, ch in zip(self.res_list, params.g_channels)]
-        self.to_gray = {r: to_grayscale(f"to_gray_{r}") for r in [b, *self.res_list]}
+        self.to_gray = {str(r): to_grayscale(f"to_gray_{r}") for r in [b, *self.res_list]}
         self.resolution = max_resolution
         self.alpha = self.add_weight(shape=(), initializer="ones", trainable=False, name="alpha")
 
@@ -109,9 +109,9 @@ class ProgressiveGenerator(keras.Model):
             if res > self.resolution:
                 break
             prev, x, r = x, block(x, training=training), res
-        out = self.to_gray[r](x)
+        out = self.to_gray[str(r)](x)
         if prev is not None:
-            old = ops.repeat(ops.repeat(self.to_gray[r // 2](prev), 2, axis=1), 2, axis=2)
+            old = ops.repeat(ops.repeat(self.to_gray[str(r // 2)](prev), 2, axis=1), 2, axis=2)
             out = fade_in(alpha, old, out)
         return ops.tanh(ops.cast(out, "float32"))
 
@@ -130,10 +130,11 @@ class ProgressiveDiscriminator(keras.Model):
         if len(self.res_list) > len(params.d_channels):
             raise ValueError(f"model.params.d_channels: needs {len(self.res_list)} entries for {max_resolution} px")
         ch = dict(zip(self.res_list, params.d_channels))
-        self.blocks = {r: DownsampleConvBlock(ch[r], dropout=params.dropout, seed=seed + i, name=f"block_{r}")
+        # string keys: TensorFlow's checkpointing only tracks dicts keyed by str
+        self.blocks = {str(r): DownsampleConvBlock(ch[r], dropout=params.dropout, seed=seed + i, name=f"block_{r}")
                        for i, r in enumerate(self.res_list)}
         # fromGray at resolution r feeds block r, whose input matches block 2r's output: ch[r] / 2 filters
-        self.from_gray = {r: from_grayscale(max(1, ch[r] // 2), f"from_gray_{r}") for r in self.res_list}
+        self.from_gray = {str(r): from_grayscale(max(1, ch[r] // 2), f"from_gray_{r}") for r in self.res_list}
         self.flatten = layers.Flatten()
         self.head = layers.Dense(1, name="logit")
         self.resolution = max_resolution
@@ -151,12 +152,12 @@ class ProgressiveDiscriminator(keras.Model):
     def call(self, x, training=False, alpha=None):
         alpha = self.alpha if alpha is None else alpha
         r = self.resolution
-        h = self.blocks[r](self.from_gray[r](x), training=training)
-        if r // 2 in self.from_gray:
-            old = self.from_gray[r // 2](ops.average_pool(x, 2, 2))
+        h = self.blocks[str(r)](self.from_gray[str(r)](x), training=training)
+        if str(r // 2) in self.from_gray:
+            old = self.from_gray[str(r // 2)](ops.average_pool(x, 2, 2))
             h = fade_in(alpha, old, h)
         for res in sorted((q for q in self.res_list if q < r), reverse=True):
-            h = self.blocks[res](h, training=training)
+            h = self.blocks[str(res)](h, training=training)
         return ops.cast(self.head(self.flatten(h)), "float32")
 
 

@@ -202,6 +202,8 @@ class RunMonitor(keras.callbacks.Callback):
         if done % self.checkpoint_every == 0 or done == self.stage_end_epoch:
             save_checkpoint(self.run_dir, done, self.model.checkpoint_variables(), self.state_fn(done), self.keep)
         self._write_curve()
-        print(f"epoch {done}/{self.stage_end_epoch} ({self.resolution}px): "
-              + ", ".join(f"{k}={v:.4f}" for k, v in means.items() if k.endswith("loss"))
-              + f", {ep['images_per_second']:.1f} images/s", flush=True)
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"epoch {done}/{self.stage_end_epoch} ({self.resolution}px): "
+                   + ", ".join(f"{k}={v:.4f}" for k, v in means.items() if k.endswith("loss"))
+                   + f", {ep['images_per_second']:.1f} images/s")

@@ -160,6 +160,10 @@ class GAN(keras.Model):
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
     # --- export -------------------------------------------------------------------------
+    def export_trackables(self) -> dict:
+        """Objects whose variables the export signatures use (saved into the SavedModel)."""
+        return {"generator": self.generator}
+
     def export_signatures(self) -> dict:
         """TF-Serving signatures of an unconditional generator.
 

@@ -67,11 +67,13 @@ class PatchOptions:
 
     Attributes:
         size: side of the written patch in pixels (default 128).
-        crop: ``"fixed"``: the crop is ``size`` source pixels square (after
+        crop_size: side of the crop in film pixels (after ``source_scale``) before it is
+            resized to ``size``; None = ``size`` (no resize).
+        crop: ``"fixed"``: the crop is ``crop_size`` film pixels square (after
             ``source_scale``), so tumour and non-tumour patches have the same physical
             scale (MIAS: 128 px × 200 µm = 25.6 mm) and scale is no cue; ``"lesion"``:
             a tumour crop grows to ``2 × radius × lesion_margin`` when the lesion is
-            larger than ``size`` and is resized down to ``size``.
+            larger than ``crop_size`` and is resized down to ``size``.
         lesion_margin: context around the enclosing circle for ``crop="lesion"``.
         source_scale: films are resized by this factor before cropping (CBIS-DDSM at
             50 µm: 0.25 gives MIAS's 200 µm).
@@ -85,6 +87,7 @@ class PatchOptions:
     """
 
     size: int = 128
+    crop_size: int | None = None
     crop: str = "fixed"
     lesion_margin: float = 1.2
     source_scale: float = 1.0
@@ -98,6 +101,8 @@ class PatchOptions:
         """Raises ConfigError naming the bad option."""
         if self.size < 8:
             raise ConfigError(f"patches.size: must be ≥ 8 pixels, got {self.size}")
+        if self.crop_size is not None and self.crop_size < 8:
+            raise ConfigError(f"patches.crop_size: must be ≥ 8 pixels, got {self.crop_size}")
         if self.crop not in ("fixed", "lesion"):
             raise ConfigError(f"patches.crop: {self.crop!r} is not allowed; allowed values: fixed, lesion")
         if self.normal_source not in ("normal-films", "lesion-free"):
@@ -342,13 +347,14 @@ def film_patches(record: SourceRecord, options: PatchOptions) -> tuple[list[Patc
     patches: list[Patch] = []
     notes: list[str] = []
     lesions = _lesion_geometry(record, pixels.shape, scale)
+    crop = int(options.crop_size or options.size)
     for k, abn, center, radius in lesions:
         if center is None:
             notes.append(f"{record.image_id}: abnormality {k} ({abn.kind}) has no location; no tumour patch")
             continue
-        side = options.size
+        side = crop
         if options.crop == "lesion" and radius:
-            side = max(options.size, int(np.ceil(2 * radius * options.lesion_margin)))
+            side = max(crop, int(np.ceil(2 * radius * options.lesion_margin)))
         img, box = crop_square(pixels, center, side, options.size)
         box = tuple(int(round(b / scale)) for b in box)
         patches.append(Patch(
@@ -364,18 +370,16 @@ def film_patches(record: SourceRecord, options: PatchOptions) -> tuple[list[Patc
         if lesions:
             exclude = np.zeros(pixels.shape, np.uint8)
             for _, _, center, radius in lesions:
-                r = int(round((radius or options.size / 2) * options.lesion_margin))
+                r = int(round((radius or crop / 2) * options.lesion_margin))
                 cv2.circle(exclude, (int(round(center[1])), int(round(center[0]))), max(r, 1), 1, -1)
             exclude = exclude.astype(bool)
         rng = _film_rng(options.seed, record.image_id)
-        picks = sample_tissue_centres(mask, options.size, options.normals_per_film, rng,
-                                      options.min_tissue, exclude)
+        picks = sample_tissue_centres(mask, crop, options.normals_per_film, rng, options.min_tissue, exclude)
         if len(picks) < options.normals_per_film:
             notes.append(f"{record.image_id}: {len(picks)} of {options.normals_per_film} non-tumour patches "
                          f"fit inside the breast (min_tissue={options.min_tissue})")
         for j, (r, c, frac) in enumerate(picks):
-            img, box = crop_square(pixels, (r - options.size // 2 + options.size / 2,
-                                            c - options.size // 2 + options.size / 2), options.size, options.size)
+            img, box = crop_square(pixels, (r - crop // 2 + crop / 2, c - crop // 2 + crop / 2), crop, options.size)
             box = tuple(int(round(b / scale)) for b in box)
             patches.append(Patch(
                 patch_id=f"{record.image_id}-n{j}", cls=NON_TUMOUR, label="normal", abnormality=None, box=box,
@@ -524,6 +528,9 @@ def write_patch_set(patches: Sequence[Patch], out_dir: str | Path, options: Patc
         "notes": list(notes),
     }
     write_json_atomic(out / "patches.json", summary)
+    write_json_atomic(out / "dataset.json", {
+        "size": int(options.size), "source": "keras-mammo patches", "counts": summary["counts"],
+        "note": f"all patches, test split included: train a generator on {GENERATOR_TRAIN_DIR}/ only"})
     write_generator_training_set(out, out / GENERATOR_TRAIN_DIR)
     return out
 
@@ -609,16 +616,27 @@ def write_generator_training_set(patch_dir: str | Path, out_dir: str | Path) -> 
         ``out_dir``.
 
     Raises:
-        DataLeakageError: a row of a test patient would be written (checked after writing).
+        DataLeakageError: a row of a test patient would be written (checked before writing).
     """
     ps = PatchSet(patch_dir)
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = ps.select(TRAIN, TUMOUR)
+    check_no_test_leakage(ps, rows, what=str(out))
     for r in rows:
         shutil.copyfile(ps.root / r["image"], out / r["image"])
     _write_manifest(out / "manifest.jsonl", rows)
-    check_no_test_leakage(ps, rows, what=str(out))
+    size = (ps.info.get("options") or {}).get("size")
+    if size is None and rows:
+        from keras_mammo.data.io import read_mammogram
+
+        size = read_mammogram(out / rows[0]["image"]).pixels.shape[0]
+    from keras_mammo.utils import write_json_atomic
+
+    write_json_atomic(out / "dataset.json", {
+        "size": None if size is None else int(size),
+        "source": f"keras-mammo patches: training-split tumour patches of {ps.root}",
+        "counts": {"tumour": len(rows), "patients": len({r['patient_id'] for r in rows})}})
     return out
 
 

