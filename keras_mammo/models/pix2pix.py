@@ -36,8 +36,9 @@ and class always give one image), and diversity comes from the condition maps.
 Export signatures (:meth:`Pix2Pix.export_signatures`):
 
 - ``serving_default``: ``condition`` uint8 ``[N, R, R, 2]`` (channel 0 breast mask,
-  channel 1 lesion mask; non-zero = inside), ``class`` int32 ``[N]`` (index into the
-  class list) → ``images`` uint8 ``[N, R, R, 1]``.
+  channel 1 lesion mask; non-zero = inside), ``class_id`` int32 ``[N]`` (the class,
+  an index into the class list; named ``class_id`` because ``class`` is a Python keyword
+  and cannot name a signature input) → ``images`` uint8 ``[N, R, R, 1]``.
 - ``classes``: no input → ``classes`` string ``[K]``, the class names in index order.
 """
 from __future__ import annotations
@@ -229,17 +230,18 @@ class Pix2Pix(GAN):
         return self.generate(None, {k: batch[k][:n] for k in self.inputs_needed})
 
     def export_signatures(self) -> dict:
-        """``serving_default``: (``condition`` uint8 ``[N, R, R, 2]``, ``class`` int32 ``[N]``) →
+        """``serving_default``: (``condition`` uint8 ``[N, R, R, 2]``, ``class_id`` int32 ``[N]``) →
         ``images`` uint8 ``[N, R, R, 1]``; ``classes`` → class names (string ``[K]``).
 
-        A ``class`` outside ``[0, K)`` raises ``InvalidArgumentError``.
+        A ``class_id`` outside ``[0, K)`` raises ``InvalidArgumentError``.
         """
         model, res, k = self, self.resolution, self.num_classes
         names = list(self.classes)
 
         @tf.function(input_signature=[tf.TensorSpec([None, res, res, len(MASK_CHANNELS)], tf.uint8, name="condition"),
-                                      tf.TensorSpec([None], tf.int32, name="class")])
-        def serving_default(condition, label):
+                                      tf.TensorSpec([None], tf.int32, name="class_id")])
+        def serving_default(condition, class_id):
+            label = class_id
             checks = [tf.debugging.assert_non_negative(label, message="class must be ≥ 0"),
                       tf.debugging.assert_less(label, k, message=f"class must be < {k} ({', '.join(names)})")]
             with tf.control_dependencies(checks):

@@ -216,7 +216,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
             resumed_here = state.get("stage") and state.get("stage_index") == i and completed > ends[i] - st.epochs
             start_step = state["stage"]["stage_start_step"] if resumed_here and "stage_start_step" in state["stage"] \
                 else int(model.step.numpy())
-            model.set_stage(st.resolution, st.fade_in_images, start_step, t.batch_size)
+            model.set_stage(st.resolution, st.fade_in_images if i > 0 else 0, start_step, t.batch_size)
             stage = load_stage_arrays(cfg.data.prepared, st.resolution, model_cls_needs)
             steps = steps_per_epoch(stage.size, t.batch_size, t.steps_per_epoch)
             ds = make_train_dataset(stage, t.batch_size, cfg.seed, start_epoch, ends[i], steps)
