@@ -1,6 +1,7 @@
 """``keras-mammo evaluate``: FID/KID with floors, PSNR/SSIM, histograms, tissue, memorization, losses."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -102,10 +103,13 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, se
                                          source=f"generated from {source} (n={n}, seed={seed}, "
                                                 f"checkpoint={checkpoint or 'latest'})")
         extra["generation"] = {"source": str(source), "n": n, "seed": seed, "checkpoint": checkpoint}
-    result = run_evaluation(real_dir, synthetic, out, size=size, splits=splits, seed=seed, kid_subsets=kid_subsets,
-                            copy_threshold=COPY_RATIO if copy_threshold is None else copy_threshold,
-                            cache_dir=None if cache else False, run_dir=run_dir, batch_size=batch_size,
-                            progress=True, report_format=report_format, extra=extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # the evaluator's warnings are echoed below
+        result = run_evaluation(real_dir, synthetic, out, size=size, splits=splits, seed=seed,
+                                kid_subsets=kid_subsets,
+                                copy_threshold=COPY_RATIO if copy_threshold is None else copy_threshold,
+                                cache_dir=None if cache else False, run_dir=run_dir, batch_size=batch_size,
+                                progress=True, report_format=report_format, extra=extra)
     _echo_summary(result)
     click.echo(f"report: {result['report']}\nmetrics: {out / 'metrics.json'}")
 

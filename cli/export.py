@@ -10,8 +10,8 @@ from cli.common import user_errors
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True,
               help="Training run directory.")
 @click.option("--checkpoint", type=str, default=None, help="Checkpoint epoch number or path (default newest).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="saved_models", show_default=True,
-              help="Model base path for TF Serving.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Model base path for TF Serving (default: the run's export.dir, saved_models).")
 @click.option("--name", default=None, help="Model name (default: the run's export.name).")
 @click.option("--version", type=int, default=None, help="Version number (default: next free).")
 @user_errors

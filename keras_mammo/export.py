@@ -27,13 +27,13 @@ def next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export_model(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
+def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None,
                  version: int | None = None, checkpoint=None) -> Path:
     """Export a run's generator (newest or chosen checkpoint) as a TF-Serving SavedModel.
 
     Args:
         run_dir: the training run.
-        out_dir: the model base path (``saved_models``).
+        out_dir: the model base path (default: the run's ``export.dir``, ``saved_models``).
         name: model name (default: the run's ``export.name``).
         version: version number (default: next free one).
         checkpoint: checkpoint path or epoch number (default: newest).
@@ -51,7 +51,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path = "saved_models", name
 
     model, cfg, state = load_run_model(run_dir, checkpoint)
     name = name or cfg.export.name
-    model_dir = Path(out_dir) / name
+    model_dir = Path(out_dir or cfg.export.dir) / name
     version = version if version is not None else (cfg.export.version or next_version(model_dir))
     target = model_dir / str(version)
     if target.exists():

@@ -9,7 +9,7 @@ from keras_mammo.metrics.fid import fid
 from keras_mammo.metrics.imagesets import load_image_set, split_halves
 from keras_mammo.metrics.kid import kid
 
-N = 40          # images per side
+N = 32          # images per side
 SIZE = 128      # evaluation resolution (px)
 
 
@@ -21,7 +21,7 @@ def mias_features(mias_dir):
     ok, reason = inc.fid_weights_status()
     if not ok:
         pytest.skip(reason)
-    films = load_image_set(mias_dir, size=SIZE, limit=4 * N)          # mdb001 … mdb160, 80 patients
+    films = load_image_set(mias_dir, size=SIZE, limit=2 * N)          # mdb001 … mdb064, 32 patients
     a, b = split_halves(films.patient_ids, np.random.default_rng(0))
     a, b = a[:N], b[:N]
     assert not {films.patient_ids[i] for i in a} & {films.patient_ids[i] for i in b}

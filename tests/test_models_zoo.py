@@ -194,11 +194,11 @@ def test_stylegan_truncation_and_style_mixing():
     ws = g.broadcast(g.mapping(z))
     t = g.truncate(ws, 0.0, cutoff=4).numpy()
     np.testing.assert_allclose(t[:, :4], 0.5)           # ψ = 0: the average w on truncated layers
-    np.testing.assert_allclose(t[:, 4:], ws.numpy()[:, 4:])
+    np.testing.assert_allclose(t[:, 4:], ws.numpy()[:, 4:], rtol=1e-5, atol=1e-6)
     mixed, w1 = model.mixed_styles(2, stream=0)
     m = mixed.numpy()
     # every layer carries either w1 or w2, and layer 0 always carries w1
-    np.testing.assert_allclose(m[:, 0], w1.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(m[:, 0], w1.numpy(), rtol=1e-5, atol=1e-6)
     a = model.generate(z).numpy()
     b = model.generate(z, {"truncation_psi": 1.0}).numpy()
     assert not np.allclose(a, b)  # truncation changes the images (ψ = 0.7 by default)

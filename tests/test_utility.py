@@ -82,7 +82,7 @@ def result(patch_dir, stand_in_generated, backbone, tmp_path_factory):
 
 def test_real_only_beats_chance(result):
     s = result["experiments"]["real-only"]["summary"]
-    assert result["test"]["n"] >= 30
+    assert result["test"]["n"] >= 24
     assert s["roc_auc"]["mean"] >= 0.72, s["roc_auc"]
     assert s["roc_auc"]["ci95"][0] > 0.55, s["roc_auc"]          # patient-bootstrap lower bound
     assert s["balanced_accuracy"]["mean"] >= 0.62, s["balanced_accuracy"]

@@ -140,7 +140,7 @@ def evaluate(
 
     def warn(msg: str) -> None:
         notes.append(msg)
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, stacklevel=3)
 
     n_r, n_s = len(real), len(synthetic)
     if min(n_r, n_s) < FID_RELIABLE_N:

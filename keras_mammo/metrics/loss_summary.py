@@ -5,8 +5,9 @@ sequence of phases of G/D balance, each described by the losses' level and sprea
 keras-mammo makes that reading reproducible: the *balance* ``g_loss − d_loss`` is cut into segments of constant mean by
 binary segmentation (Scott & Knott 1974) with a BIC-like penalty
 ``penalty · σ² · ln n`` (σ² = the step-to-step noise variance of the balance, from the
-median absolute deviation of its differences), a minimum phase length, and forced cuts
-at resolution changes (progressive growing). Each phase is reported with its step range,
+median absolute deviation of its differences), a minimum phase length (a tenth of the
+run), at most 6 phases (largest changes first), and forced cuts at resolution changes
+(progressive growing). Each phase is reported with its step range,
 resolution, and the mean and standard deviation of ``d_loss``, ``g_loss`` and the balance,
 plus the balance's trend (slope per 1,000 steps).
 
@@ -83,16 +84,17 @@ def _best_split(x: np.ndarray, min_len: int) -> tuple[int, float]:
 
 
 def segment_phases(balance: np.ndarray, forced: list[int] | None = None, min_len: int | None = None,
-                   penalty: float = 3.0, max_phases: int = 12) -> list[tuple[int, int]]:
+                   penalty: float = 3.0, max_phases: int = 6) -> list[tuple[int, int]]:
     """Cut a series into segments of constant mean (binary segmentation).
 
     Args:
         balance: ``(N,)`` finite values.
         forced: indices where a new segment must start (e.g. resolution changes).
-        min_len: shortest segment (default ``max(5, N // 20)``).
+        min_len: shortest segment (default ``max(5, N // 10)``).
         penalty: a split is kept when it reduces the squared error by more than
             ``penalty · σ² · ln N``.
-        max_phases: upper bound on the number of segments.
+        max_phases: upper bound on the number of segments (forced cuts included; the
+            largest changes are cut first, so this keeps the main phases of a long run).
 
     Returns:
         sorted ``[(start, stop), ...]`` half-open index ranges covering ``0 … N``.
@@ -100,7 +102,7 @@ def segment_phases(balance: np.ndarray, forced: list[int] | None = None, min_len
     n = len(balance)
     if n == 0:
         return []
-    min_len = min_len or max(5, n // 20)
+    min_len = min_len or max(5, n // 10)
     cuts = sorted({0, n, *[int(i) for i in (forced or []) if 0 < int(i) < n]})
     sigma2 = _noise_variance(balance)
     threshold = penalty * sigma2 * math.log(max(n, 2))
@@ -116,12 +118,13 @@ def segment_phases(balance: np.ndarray, forced: list[int] | None = None, min_len
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def summarize_losses(path_or_columns, penalty: float = 3.0, min_len: int | None = None) -> dict:
+def summarize_losses(path_or_columns, penalty: float = 3.0, min_len: int | None = None,
+                     max_phases: int = 6) -> dict:
     """Phases of G/D balance of a run's loss curve (see the module docstring).
 
     Args:
         path_or_columns: a loss CSV path or the dict from :func:`read_loss_csv`.
-        penalty, min_len: see :func:`segment_phases`.
+        penalty, min_len, max_phases: see :func:`segment_phases`.
 
     Returns:
         ``{"n_rows", "n_nonfinite", "x": "step"|"epoch", "d_loss": summarize(...),
@@ -144,7 +147,8 @@ def summarize_losses(path_or_columns, penalty: float = 3.0, min_len: int | None 
     bal = g - d
     forced = list(np.flatnonzero(np.diff(res) != 0) + 1) if res is not None else []
     phases = []
-    for i, (a, b) in enumerate(segment_phases(bal, forced, min_len=min_len, penalty=penalty)):
+    for i, (a, b) in enumerate(segment_phases(bal, forced, min_len=min_len, penalty=penalty,
+                                                     max_phases=max_phases)):
         xs, bs = x[a:b], bal[a:b]
         slope = float(np.polyfit(xs, bs, 1)[0] * 1000.0) if b - a >= 3 and np.ptp(xs) > 0 else 0.0
         r = res[a:b] if res is not None else None

@@ -176,6 +176,7 @@ class Pix2Pix(GAN):
         r = self.resolution
         self.generator(ops.zeros((1, r, r, self.condition_channels)), training=False)
         self.discriminator(ops.zeros((1, r, r, self.condition_channels + 1)), training=False)
+        self.built = True
 
     def call(self, condition, training=False):
         return self.generator(condition, training=training)

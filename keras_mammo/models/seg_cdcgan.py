@@ -138,6 +138,7 @@ class SegCDCGAN(GAN):
         r = self.resolution
         self.generator((ops.zeros((1, self.latent_dim)), ops.zeros((1, r, r, 1))), training=False)
         self.discriminator(ops.zeros((1, r, r, 2)), training=False)
+        self.built = True
 
     def call(self, latents, training=False):
         raise TypeError("seg-cdcgan needs a mask: use generate(latents, {'lesion_mask': masks})")

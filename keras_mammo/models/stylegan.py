@@ -202,6 +202,10 @@ class SynthesisNetwork(layers.Layer):
             self.styled.append(StyledConv(c, name=f"conv1_{r}"))
         self.to_gray = [EqualizedConv2D(1, 1, gain=1.0, name=f"to_gray_{r}") for r in self.res_list]
 
+    def build(self, ws_shape=None):
+        """Sub-layers are created on the first call (:meth:`StyleGenerator.build` walks every resolution)."""
+        self.built = True
+
     @staticmethod
     def noise_map(layer: int, size: int, batch, noise_seed):
         """``(N, size, size, 1)`` fresh noise, or ``(1, size, size, 1)`` fixed noise when ``noise_seed`` is None."""
@@ -366,6 +370,7 @@ class StyleGAN(GAN):
     def build_networks(self) -> None:
         self.generator.build()
         self.discriminator.build()
+        self.built = True
 
     def set_stage(self, resolution: int, fade_in_images: int = 0, stage_start_step: int = 0,
                   global_batch: int = 1) -> None:

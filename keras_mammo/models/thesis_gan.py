@@ -179,6 +179,7 @@ class ThesisGAN(GAN):
     def build_networks(self) -> None:
         self.generator.build()
         self.discriminator.build()
+        self.built = True
 
     def _set_resolution(self, resolution: int) -> None:
         self.resolution = self.generator.resolution = self.discriminator.resolution = resolution

@@ -144,6 +144,7 @@ class UNetSegmenter(GAN):
 
     def build_networks(self) -> None:
         self.generator(ops.zeros((1, self.resolution, self.resolution, 1)), training=False)
+        self.built = True
 
     def build_optimizers(self) -> None:
         self.g_optimizer.build(self.generator.trainable_variables)

@@ -118,10 +118,14 @@ class GAN(keras.Model):
         return self.generator(latents, training=training)
 
     def build_networks(self) -> None:
-        """Create every variable (all stages) so checkpoints always hold the same list."""
+        """Create every variable (all stages) so checkpoints always hold the same list.
+
+        Subclasses that override it must set ``self.built = True`` at the end.
+        """
         z = ops.zeros((1, self.latent_dim))
         img = self.generator(z, training=False)
         self.discriminator(img, training=False)
+        self.built = True  # fit() must not trace call() on a data batch to build the model
 
     def set_stage(self, resolution: int, fade_in_images: int = 0, stage_start_step: int = 0,
                   global_batch: int = 1) -> None:

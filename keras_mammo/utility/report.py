@@ -102,7 +102,8 @@ def markdown_report(result: dict) -> str:
     ]
     if gen:
         lines.append(
-            f"- Generated tumour patches: {gen.get('n')} from {gen.get('source')} `{gen.get('path')}`"
+            f"- Generated tumour patches: {gen.get('n')} from {gen.get('source')}"
+            + (f" `{gen['path']}`" if gen.get("path") else "")
             + (f" (seed {gen['seed']})" if gen.get("seed") is not None else "")
             + f", {gen.get('size')} px.")
         lines.append(f"- Generator provenance: {'verified' if prov.get('verified') else 'NOT verified'} — "
