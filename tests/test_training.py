@@ -88,3 +88,16 @@ def test_nan_loss_stops_with_clear_message(mias_prepared, tmp_path):
     assert latest_checkpoint(run) == good
     rows = (run / "losses_steps.csv").read_text().splitlines()[1:]
     assert all(math.isfinite(float(r.split(",")[4])) for r in rows)
+
+
+def test_mixed_precision_path_trains_and_resumes(mias_prepared, tmp_path):
+    """mixed_float16 with loss scaling (meant for GPUs) runs, checkpoints and resumes on CPU."""
+    import keras
+
+    cfg = _cfg(mias_prepared, tmp_path / "mp", epochs_32=1, **{"train.mixed_precision": True})
+    run = train(cfg, progress=False)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    rows = (run / "losses_epochs.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2
+    train(_cfg(mias_prepared, tmp_path / "mp", epochs_32=2, **{"train.mixed_precision": True}), progress=False)
+    assert latest_checkpoint(run).name == "ckpt-000003.npz"
