@@ -16,7 +16,8 @@ def _run_real_dir(run_dir: Path) -> Path:
 
     cfg = load_config(run_dir / "config.yaml")
     prepared = Path(cfg.data.prepared)
-    candidates = [prepared] if prepared.is_absolute() else [prepared, *(p / prepared for p in run_dir.resolve().parents)]
+    candidates = [prepared] if prepared.is_absolute() else [prepared,
+                                                            *(p / prepared for p in run_dir.resolve().parents)]
     for c in candidates:
         if (c / "manifest.jsonl").is_file():
             return c
@@ -85,6 +86,11 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, se
             raise click.UsageError("--real DIR is required (it defaults to the run's prepared dataset only with --run)")
         real_dir = _run_real_dir(Path(run_dir))
         click.echo(f"real images: {real_dir} (from {run_dir}/config.yaml)")
+    from keras_mammo.metrics.inception import FIDWeightsError, fid_weights_status
+
+    ready, reason = fid_weights_status()
+    if not ready:   # fail before reading or generating anything
+        raise FIDWeightsError(reason)
     name = Path(synthetic_dir or run_dir or model_path).resolve().name
     out = Path(out_dir or Path("reports") / name)
     extra = {}

@@ -82,19 +82,15 @@ def test_convert_into_fresh_cache_then_load_without_torch(fid_model, mias_dir, t
     # Offline: torch cannot be imported, the cached file is enough.
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setattr(inc, "torch_available", lambda: False)
-    inc.load_fid_inception.cache_clear()
-    try:
-        fresh = inc.load_fid_inception(tmp_path)
-        a = inc.inception_features(films, progress=False, model=fresh)
-        b = inc.inception_features(films, progress=False, model=fid_model)
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    finally:
-        inc.load_fid_inception.cache_clear()
+    fresh = inc.load_fid_inception(tmp_path)
+    assert fresh is not fid_model and inc.load_fid_inception(tmp_path) is fresh
+    a = inc.inception_features(films, progress=False, model=fresh)
+    b = inc.inception_features(films, progress=False, model=fid_model)
+    np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_missing_or_corrupt_weights_without_torch_say_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(inc, "torch_available", lambda: False)
-    inc.load_fid_inception.cache_clear()
     with pytest.raises(inc.FIDWeightsError, match=r"pip install torch==2\.13\.0"):
         inc.load_fid_inception(tmp_path)
     wfile = inc.weights_path(tmp_path)
@@ -104,7 +100,6 @@ def test_missing_or_corrupt_weights_without_torch_say_what_to_install(tmp_path, 
     with pytest.raises(inc.FIDWeightsError, match="does not match the sha256"):
         inc.load_fid_inception(tmp_path)
     assert inc.fid_weights_status(tmp_path)[0] is False
-    inc.load_fid_inception.cache_clear()
 
 
 def test_wrong_torchscript_file_is_refused(tmp_path):

@@ -99,8 +99,13 @@ def test_fid_rejects_mismatched_or_nonfinite_features():
         fid(bad, bad)
 
 
+@pytest.mark.parametrize("precompute", [True, False])
 @pytest.mark.parametrize("m,n,d", [(6, 6, 4), (9, 7, 16)])
-def test_kid_matches_independent_loops(m, n, d):
+def test_kid_matches_independent_loops(m, n, d, precompute, monkeypatch):
+    import keras_mammo.metrics.kid as kid_module
+
+    if not precompute:   # kernel matrices per subset instead of indexed from the whole sets
+        monkeypatch.setattr(kid_module, "_PRECOMPUTE_LIMIT", 0)
     x = features(10, m, d)
     y = features(11, n, d, shift=0.4)
     # One subset holding every image (subset_size ≥ both sizes, equal sizes) is the plain estimate.
@@ -124,6 +129,15 @@ def test_kid_unbiased_near_zero_for_one_distribution_and_positive_for_two():
     # ... and far below the value for two different distributions.
     assert shifted.mean() > 10 * same.std()
     assert (shifted > same.max()).all()
+
+
+def test_kid_subsets_same_with_and_without_precomputed_kernels(monkeypatch):
+    import keras_mammo.metrics.kid as kid_module
+
+    a, b = features(1, 40, 8), features(2, 30, 8, shift=0.3)
+    fast = kid(a, b, subsets=7, subset_size=12, seed=9)
+    monkeypatch.setattr(kid_module, "_PRECOMPUTE_LIMIT", 0)
+    assert kid(a, b, subsets=7, subset_size=12, seed=9) == pytest.approx(fast, rel=1e-10)
 
 
 def test_kid_symmetric_and_seeded():

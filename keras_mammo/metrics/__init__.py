@@ -12,12 +12,21 @@
   library side of ``keras-mammo evaluate``; :mod:`~keras_mammo.metrics.report` writes the report.
 
 TensorFlow is imported only by the modules that need it (the network, the evaluator).
-"""
-from keras_mammo.metrics.fid import feature_statistics, fid, frechet_distance
-from keras_mammo.metrics.kid import kid, mmd2_unbiased
 
-__all__ = ["feature_statistics", "fid", "frechet_distance", "kid", "mmd2_unbiased",
-           "inception_features", "load_fid_inception"]
+Usage::
+
+    from keras_mammo.metrics.inception import inception_features
+    from keras_mammo.metrics.fid import fid
+    from keras_mammo.metrics.kid import kid
+
+    fa, fb = inception_features(real_images), inception_features(synthetic_images)
+    print(fid(fa, fb), kid(fa, fb, subset_size=len(fa) // 2))
+
+(``fid`` and ``kid`` are not re-exported here so that ``keras_mammo.metrics.fid`` stays
+the module.)
+"""
+
+__all__ = ["inception_features", "load_fid_inception"]
 
 
 def __getattr__(name):

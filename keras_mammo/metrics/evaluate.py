@@ -216,9 +216,10 @@ def evaluate(
     h_real = masked_histogram(real.images, m_real)
     h_syn = masked_histogram(synthetic.images, m_syn)
     w1 = histogram_wasserstein(h_real, h_syn)
+    centers = (np.arange(HIST_BINS) + 0.5) / HIST_BINS
     result["histogram"] = {"bins": HIST_BINS, "range": [0.0, 1.0], "n_real": n_r, "n_synthetic": n_s,
-                           "wasserstein1": w1, "real_mean_grey": float(h_real @ ((np.arange(HIST_BINS) + .5) / HIST_BINS)),
-                           "synthetic_mean_grey": float(h_syn @ ((np.arange(HIST_BINS) + .5) / HIST_BINS))}
+                           "wasserstein1": w1, "real_mean_grey": float(h_real @ centers),
+                           "synthetic_mean_grey": float(h_syn @ centers)}
     t_real, t_syn = _tissue(real.images, m_real), _tissue(synthetic.images, m_syn)
     result["tissue"] = {"method": "breast mask; Otsu threshold of the breast pixels (dense = above it)",
                         "breast_area_fraction": compare_distributions(t_real["area"], t_syn["area"]),
@@ -255,7 +256,8 @@ def evaluate(
     figs["histograms"] = figures.histograms(h_real, h_syn, fig_dir / "histograms.png", w1)
     figs["tissue"] = figures.tissue(t_real, t_syn, fig_dir / "tissue.png")
     figs["nearest_pairs"] = figures.nearest_pairs(synthetic.images, real.images, order, mem["nearest"], mem["ratio"],
-                                                  fig_dir / "nearest_pairs.png")
+                                                  fig_dir / "nearest_pairs.png", synthetic_ids=synthetic.ids,
+                                                  real_ids=real.ids)
     if floor_ok:
         figs["floors"] = figures.metric_vs_floor(
             [(f"FID (N={result['fid']['matched']['n_per_side']}/side)",

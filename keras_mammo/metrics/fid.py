@@ -1,5 +1,5 @@
 """Fréchet Inception Distance (Heusel et al. 2017, "GANs Trained by a Two Time-Scale
-Update Rule Converge to a Local Nash Equilibrium", §3 and eq. 6).
+Update Rule Converge to a Local Nash Equilibrium", §3, "Performance Measure").
 
 Each image set is summarized by the mean ``μ`` and covariance ``Σ`` of its
 2048-d Inception pool_3 features (:mod:`keras_mammo.metrics.inception`); the FID is the
@@ -8,7 +8,7 @@ Fréchet (2-Wasserstein) distance between the two Gaussians::
     FID = ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½)
 
 It compares two *distributions*: it needs at least 2 images per side (a covariance),
-and it is biased upwards at small N (Chong & Forsyth 2020; Bińkowski et al. 2018, §3):
+and it is biased upwards at small N (Bińkowski et al. 2018, §4; Chong & Forsyth 2020):
 below about 2,000 images per side the number depends strongly on N, so a FID is only
 meaningful beside its N and beside the same metric between two real sets of the same
 N (the real-vs-real floor, :func:`keras_mammo.metrics.floor`). There is no FID of a
@@ -55,7 +55,8 @@ def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """Fréchet distance between ``N(μ1, Σ1)`` and ``N(μ2, Σ2)`` (Heusel et al. 2017, eq. 6).
+    """Fréchet distance between ``N(μ1, Σ1)`` and ``N(μ2, Σ2)`` (Heusel et al. 2017, §3;
+    the Fréchet distance of Gaussians: Dowson & Landau 1982).
 
     ``(Σ1 Σ2)^½`` by :func:`scipy.linalg.sqrtm`, with the handling of the reference
     implementations (TTUR code, pytorch-fid): when the product is near-singular and the

@@ -73,17 +73,22 @@ def tissue(real: dict, synth: dict, path: Path) -> Path:
 
 
 def nearest_pairs(synthetic: np.ndarray, real: np.ndarray, order: np.ndarray, nearest: np.ndarray,
-                  ratio: np.ndarray, path: Path, k: int = 8) -> Path:
-    """The ``k`` synthetic images closest to a training image, each above its nearest real image."""
+                  ratio: np.ndarray, path: Path, k: int = 8, synthetic_ids=None, real_ids=None) -> Path:
+    """The ``k`` synthetic images closest to a training image, each above its nearest real image.
+
+    ``order`` lists synthetic indices by increasing ``ratio``; ``nearest[i]`` indexes ``real``.
+    """
     plt = _plt()
     k = min(k, len(order))
     fig, axes = plt.subplots(2, max(k, 1), figsize=(2 * max(k, 1), 4.4), dpi=100, squeeze=False)
     for j in range(k):
         i = order[j]
         axes[0, j].imshow(synthetic[i], cmap="gray", vmin=0, vmax=1)
-        axes[0, j].set_title(f"synthetic #{i}\nratio {ratio[i]:.2f}", fontsize=8)
+        s_name = synthetic_ids[i] if synthetic_ids is not None else f"#{i}"
+        r_name = real_ids[nearest[i]] if real_ids is not None else f"#{nearest[i]}"
+        axes[0, j].set_title(f"{s_name}\nratio {ratio[i]:.2f}", fontsize=7)
         axes[1, j].imshow(real[nearest[i]], cmap="gray", vmin=0, vmax=1)
-        axes[1, j].set_title(f"nearest real #{nearest[i]}", fontsize=8)
+        axes[1, j].set_title(f"nearest: {r_name}", fontsize=7)
     for ax in axes.ravel():
         ax.axis("off")
     return _save(fig, path)

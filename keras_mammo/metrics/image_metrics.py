@@ -3,9 +3,9 @@ histograms inside the breast, and binarized-tissue measures.
 
 - PSNR and SSIM (Wang et al. 2004, "Image Quality Assessment: From Error Visibility to
   Structural Similarity", eq. 13; scikit-image's implementation with its defaults: a
-  7 × 7 uniform window, K1 = 0.01, K2 = 0.03, ``data_range=1``) of every synthetic image against its nearest real image,
-  reported as distributions. Rahali (2025, Table 4.3) reports them for three chosen
-  images; a distribution over all images says more.
+  7 × 7 uniform window, K1 = 0.01, K2 = 0.03, ``data_range=1``) of every synthetic
+  image against its nearest real image, reported as distributions. Rahali (2025, Table
+  4.3) reports them for three chosen images; a distribution over all images says more.
 - Grey-level histograms of the pixels inside the breast (Calzada-Jasso et al. 2025
   compare real and synthetic histograms), pooled over a set, and the Wasserstein-1
   distance between the two pooled distributions (grey-level units in [0, 1]).

@@ -1,7 +1,7 @@
 """The FID Inception network (TF "inception-2015-12-05", pool_3) ported to Keras.
 
 Fréchet Inception Distance (Heusel et al. 2017, §3 and their reference code) and
-Kernel Inception Distance (Bińkowski et al. 2018, §3) are defined on the 2048-d
+Kernel Inception Distance (Bińkowski et al. 2018, §4) are defined on the 2048-d
 ``pool_3`` features of one particular network: the TensorFlow graph
 ``inception-2015-12-05`` released with the 2015 Inception-v3 paper (Szegedy et al.
 2016). The original FID code, pytorch-fid, clean-fid and StyleGAN's metrics all use it.
@@ -36,7 +36,8 @@ Life cycle of the weights:
 Resize filter: every image is resized to 299 × 299 with Pillow's bicubic filter
 applied to float32 pixels (antialiased: the kernel widens with the shrink factor), and
 not quantized afterwards, then clipped to [0, 255]. This is clean-fid's "clean" resize
-(Parmar et al. 2022, §3): they show that the resize filter alone moves FID by
+(Parmar et al. 2022, "On Aliased Resizing and Surprising Subtleties in GAN
+Evaluation"): they show that the resize filter alone moves FID by
 several points and that the aliasing bilinear resizes of TF/PyTorch are the culprits.
 Using the same filter as clean-fid makes keras-mammo's FIDs comparable with clean-fid's.
 """
@@ -50,6 +51,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -128,7 +130,10 @@ def default_torchscript_path() -> Path | None:
 
 def torch_available() -> bool:
     """True when ``torch`` can be imported (only the conversion needs it)."""
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -311,7 +316,7 @@ def resize_299(channel: np.ndarray) -> np.ndarray:
     """Resize one ``(H, W) float32`` channel in [0, 255] to ``(299, 299) float32`` in [0, 255].
 
     Pillow bicubic on float32 (antialiased when shrinking), clipped to [0, 255]: the
-    "clean" resize of clean-fid (Parmar et al. 2022, §3). Not quantized afterwards.
+    "clean" resize of clean-fid (Parmar et al. 2022). Not quantized afterwards.
     """
     from PIL import Image
 
@@ -548,7 +553,7 @@ def convert_fid_inception(
         os.replace(side, _sidecar(dest))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    load_fid_inception.cache_clear()
+    _MODELS.pop(str(dest.resolve()), None)      # a model loaded from the old file is stale
     say(f"saved {dest} (sha256 {info['sha256']})")
     return info
 
@@ -589,9 +594,11 @@ def _check_cached(path: Path) -> bool:
     return sha256_file(path) == info.get("sha256")
 
 
-@functools.lru_cache(maxsize=4)
-def _load(directory: str | None):
-    path = weights_path(directory)
+_MODELS: dict[str, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load(path: Path, directory: str | Path | None):
     if not _check_cached(path):
         if path.is_file():
             reason = f"{path} does not match the sha256 recorded in {_sidecar(path).name}"
@@ -612,7 +619,8 @@ def load_fid_inception(directory: str | Path | None = None):
     """The FID Inception network as a ``keras.Model``, loaded from the user cache.
 
     Converts (and verifies) the weights first when they are not cached and torch is
-    importable. The model is built once per process and directory and shared.
+    importable. The model is built once per process and weights file, and shared
+    (thread-safe).
 
     Args:
         directory: cache root; default :func:`cache_dir`.
@@ -625,10 +633,15 @@ def load_fid_inception(directory: str | Path | None = None):
         FIDWeightsError: the weights are not cached (or fail their sha256 check) and
             cannot be converted here; the message says what to install.
     """
-    return _load(None if directory is None else str(Path(directory).resolve()))
+    path = weights_path(directory)
+    key = str(path.resolve())
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = _load(path, directory)
+        return _MODELS[key]
 
 
-load_fid_inception.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
+load_fid_inception.cache_clear = _MODELS.clear  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- features

@@ -2,18 +2,18 @@
 
 Rahali (2025, §4.4) reads the generator and discriminator loss curves of a run as a
 sequence of phases of G/D balance, each described by the losses' level and spread.
-keras-mammo makes that reading reproducible: the *balance* ``g_loss − d_loss`` is cut into segments of constant mean by
-binary segmentation (Scott & Knott 1974) with a BIC-like penalty
-``penalty · σ² · ln n`` (σ² = the step-to-step noise variance of the balance, from the
-median absolute deviation of its differences), a minimum phase length (a tenth of the
-run), at most 6 phases (largest changes first), and forced cuts at resolution changes
-(progressive growing). Each phase is reported with its step range,
-resolution, and the mean and standard deviation of ``d_loss``, ``g_loss`` and the balance,
-plus the balance's trend (slope per 1,000 steps).
+keras-mammo makes that reading reproducible: the *balance* ``g_loss − d_loss`` is cut
+into segments of constant mean by binary segmentation (Scott & Knott 1974) with a
+BIC-like penalty ``penalty · σ² · ln n`` (σ² = the step-to-step noise variance of the
+balance, from the median absolute deviation of its differences), a minimum phase length
+(a tenth of the run), at most 6 phases (largest changes first), and forced cuts at
+resolution changes (progressive growing). Each phase is reported with its step range,
+resolution, and the mean and standard deviation of ``d_loss``, ``g_loss`` and the
+balance, plus the balance's trend (slope per 1,000 steps).
 
 The balance has no absolute "equilibrium" value — it depends on the loss (e.g. the
-non-saturating loss balances near ``ln 2 − 2 ln 2 = −0.69``, a WGAN critic anywhere) — so phases
-are defined by *changes* of the balance, not by thresholds on it.
+non-saturating loss balances near ``ln 2 − 2 ln 2 = −0.69``, a WGAN critic anywhere) —
+so phases are defined by *changes* of the balance, not by thresholds on it.
 """
 from __future__ import annotations
 

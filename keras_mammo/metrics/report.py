@@ -68,7 +68,8 @@ def build_blocks(m: dict) -> list[tuple]:
     h = m["histogram"]
     rows.append(["Histogram W1 (grey levels in breast)", _f(h["wasserstein1"]),
                  _f(h.get("real_vs_real_floor_wasserstein1")), f"{h['n_synthetic']} vs {h['n_real']} images"])
-    for name, key in (("Breast-area fraction W1", "breast_area_fraction"), ("Dense-tissue fraction W1", "dense_fraction")):
+    for name, key in (("Breast-area fraction W1", "breast_area_fraction"),
+                      ("Dense-tissue fraction W1", "dense_fraction")):
         t = m["tissue"][key]
         rows.append([name, _f(t["wasserstein1"]), _f((t.get("real_vs_real_floor") or {}).get("wasserstein1")),
                      f"{t['synthetic']['n']} vs {t['real']['n']}"])
@@ -129,10 +130,12 @@ def build_blocks(m: dict) -> list[tuple]:
     if floor_mem:
         rows.append(["real half → other half (floor)", _dist(floor_mem["ratio"]),
                      f"{floor_mem['n_flagged']} of {floor_mem['n_query']}"])
-    rows.append(["synthetic → training, Inception space (not used to flag)", _dist(mem["feature_space_ratio"]), "–"])
+    rows.append(["synthetic → training, Inception space (not used to flag)",
+                 _dist(mem["feature_space_ratio"]), "–"])
     b.append(("table", ["pairs", "distance ratio", "flagged"], rows))
     if "nearest_pairs" in fig:
-        b.append(("img", fig["nearest_pairs"], "Closest synthetic/training pairs (top: synthetic, bottom: nearest real)"))
+        b.append(("img", fig["nearest_pairs"],
+                  "Closest synthetic/training pairs (top: synthetic, bottom: nearest real)"))
 
     if m.get("losses"):
         lo = m["losses"]
