@@ -27,7 +27,7 @@ SMALL = {
                    "n_critic": 2},
     "pix2pix": {"g_base_filters": 8, "g_max_filters": 32, "d_base_filters": 8},
 }
-#: (model, resolution, number of checkpoint variables is > 0, signatures expected)
+#: (model, resolution) cases of the parameter table
 TEST_CASES = [(name, res) for name in SMALL for res in (32, 64)]
 SIGNATURES = {
     "dcgan": {"serving_default", "generate"},

@@ -261,7 +261,8 @@ def per_class_appearance(real, real_masks, real_labels, synthetic, synthetic_mas
 
 
 def evaluate_pix2pix(generate_fn, real_images, breast_masks, lesion_masks, labels, patient_ids,
-                     classes: list[str], seed: int = 0, epochs: int = 30, holdout: float = 0.5) -> dict:
+                     classes: list[str], seed: int = 0, epochs: int = 30, holdout: float = 0.5,
+                     heldout_patients=None) -> dict:
     """The "multistage CNN" check and per-class appearance of a class-conditioned generator.
 
     Real films are split by patient (``holdout`` of the patients held out). A classifier
@@ -275,6 +276,8 @@ def evaluate_pix2pix(generate_fn, real_images, breast_masks, lesion_masks, label
         real_images: ``(N, R, R[, 1])`` in ``[0, 1]``; breast_masks, lesion_masks: binary.
         labels: ``(N,)`` class indices; patient_ids: ``N`` ids (films of one patient stay together).
         classes: class names by index.
+        holdout: fraction of patients held out (drawn with ``seed``) ...
+        heldout_patients: ... or exactly these patients (e.g. those the generator never saw).
 
     Returns:
         ``{"n_train", "n_heldout", "real_heldout": classification_accuracy,
@@ -290,9 +293,14 @@ def evaluate_pix2pix(generate_fn, real_images, breast_masks, lesion_masks, label
     patients = sorted(set(patient_ids))
     if len(patients) < 2:
         raise ValueError("evaluate_pix2pix needs films of at least 2 patients")
-    rng = np.random.default_rng(seed)
-    held = set(rng.permutation(patients)[: max(1, int(round(holdout * len(patients))))].tolist())
+    if heldout_patients is None:
+        rng = np.random.default_rng(seed)
+        held = set(rng.permutation(patients)[: max(1, int(round(holdout * len(patients))))].tolist())
+    else:
+        held = set(heldout_patients)
     test = np.array([p in held for p in patient_ids])
+    if test.all() or not test.any():
+        raise ValueError("evaluate_pix2pix: the held-out patients must be a proper, non-empty subset")
     clf = train_stage_classifier(real[~test], y[~test], len(classes), epochs=epochs, seed=seed)
     out = {"n_train": int((~test).sum()), "n_heldout": int(test.sum()),
            "real_heldout": classification_accuracy(classify(clf, real[test]), y[test], classes)}

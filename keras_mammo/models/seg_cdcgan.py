@@ -84,7 +84,8 @@ class SegCDCGANParams:
 
 @keras.saving.register_keras_serializable("keras_mammo")
 class MaskConditionalGenerator(keras.Model):
-    """``call((z, lesion_mask))``: ``(N, latent_dim)``, ``(N, R, R, 1)`` in ``{0, 1}`` → ``(N, R, R, 1)`` in ``[-1, 1]``.
+    """``call((z, lesion_mask))``: ``(N, latent_dim)``, ``(N, R, R, 1)`` in ``{0, 1}``
+    → ``(N, R, R, 1)`` in ``[-1, 1]``.
 
     The two inputs come as one tuple (the Keras convention for multi-input subclassed
     models, which SavedModel tracing relies on).

@@ -215,6 +215,9 @@ def patient_bootstrap(y: np.ndarray, scores: dict[str, Sequence[np.ndarray]], pa
         seed: the bootstrap's own seed.
         reference: experiment name the differences are taken against.
 
+    Raises:
+        ValueError: the test set holds one class only.
+
     Returns:
         ``{experiment: {metric: {"ci95": [lo, hi], "n_boot": B},
         "delta_<metric>": {"mean": point difference, "ci95": [lo, hi], "p_le_0": share of
@@ -226,8 +229,13 @@ def patient_bootstrap(y: np.ndarray, scores: dict[str, Sequence[np.ndarray]], pa
     members = [np.flatnonzero(patients == p) for p in uniq]
     rng = np.random.default_rng(int(seed))
     boots: dict[str, dict[str, list[float]]] = {e: {m: [] for m in metrics} for e in scores}
-    done = 0
+    if y.min() == y.max():
+        raise ValueError("the test set holds one class only; no interval can be computed")
+    done = tries = 0
     while done < n_boot:
+        tries += 1
+        if tries > 100 * n_boot:
+            raise ValueError("patient resamples almost never hold both classes; the test set is too small")
         pick = rng.integers(0, len(uniq), len(uniq))
         idx = np.concatenate([members[i] for i in pick])
         yy = y[idx]

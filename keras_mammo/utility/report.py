@@ -9,6 +9,8 @@ Files written into the report folder:
 - ``confusion_matrices.png``: one confusion matrix per experiment, mean counts per seed
   (the thesis's Tables 4.4–4.5 as figures).
 - ``roc_curves.png``: ROC curves of every experiment (vertical average over seeds).
+- ``examples.png``: real tumour, generated and non-tumour training patches as the backbone
+  sees them (written by :func:`~keras_mammo.utility.run.run_utility`).
 """
 from __future__ import annotations
 
@@ -123,6 +125,8 @@ def markdown_report(result: dict) -> str:
         "",
         "![ROC curves](roc_curves.png)",
         "",
+        "![Example patches at the analysis resolution](examples.png)",
+        "",
         "## Per-seed confusion matrices [[TN, FP], [FN, TP]]",
         "",
         "| Experiment | " + " | ".join(f"seed {s}" for s in result["seeds"]) + " | chosen C per seed |",
@@ -200,6 +204,32 @@ def plot_roc_curves(result: dict, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_examples(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> Path:
+    """A grid of example patches, one row per named set (e.g. real tumour, generated, non-tumour).
+
+    Args:
+        rows: ``{label: (N, H, W) float32 in [0, 1]}``; the first ``n`` of each are shown.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows)), squeeze=False)
+    for r, (label, imgs) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(imgs):
+                ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_title(f"{label} (first {min(n, len(imgs))} of {len(imgs)})", fontsize=8, loc="left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 

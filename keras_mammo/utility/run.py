@@ -178,6 +178,15 @@ def run_utility(patch_dir: str | Path, out_dir: str | Path | None = None, backbo
     }
     if out_dir is not None:
         write_report(result, out_dir, figures=figures)
+        if figures:
+            from keras_mammo.utility.report import plot_examples
+
+            examples = {"real tumour (train)": real_a[data.index(TRAIN, TUMOUR)],
+                        "non-tumour (train)": real_a[data.index(TRAIN, NON_TUMOUR)]}
+            if generated is not None:
+                examples = {"real tumour (train)": examples["real tumour (train)"], "generated tumour": gen_a,
+                            "non-tumour (train)": examples["non-tumour (train)"]}
+            plot_examples(examples, Path(out_dir) / "examples.png")
     return result
 
 

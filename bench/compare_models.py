@@ -1,0 +1,285 @@
+"""Comparison table of keras-mammo's generators: the same data, the same CPU-time budget.
+
+Every model trains through ``keras_mammo.training.run.train`` (the code path of
+``keras-mammo train``) on the same patient split of MIAS prepared at 64 px, for as many
+epochs as fit in ``--budget-cpu-s`` seconds of process CPU time (user + system over all
+threads; the model pays for its own building and tracing). Then, per model:
+
+- unconditional generators (thesis, dcgan, stylegan): N images from fixed latents;
+  conditional ones: one image per real film, from its lesion mask (seg-cdcgan) or its
+  breast mask, lesion mask and class (pix2pix);
+- ``keras_mammo.metrics.evaluate.evaluate`` (the library behind ``keras-mammo evaluate``)
+  against all prepared real films: KID and FID with their N and real-vs-real floors,
+  near-copies (memorization);
+- the model-specific metrics of :mod:`keras_mammo.metrics.model_specific` on the films of
+  the held-out patients: U-Net Dice/IoU; seg-cdcgan SSIM to the conditioning film and
+  U-Net Dice on the synthetic films; pix2pix "multistage CNN" accuracy.
+
+Usage (from the repository root)::
+
+    python bench/compare_models.py --budget-cpu-s 240 --out reports/compare
+
+Writes ``<out>/results.json``, ``<out>/table.md`` and one evaluation report per model
+(``<out>/<model>/report.md``). Runs go to ``runs/compare/<model>`` and resume if present.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+UNCONDITIONAL = ("thesis", "dcgan", "stylegan")
+ORDER = ("unet", "thesis", "dcgan", "stylegan", "seg-cdcgan", "pix2pix")
+
+
+def make_split(prepared: Path, out: Path, holdout: float, seed: int) -> tuple[Path, set]:
+    """A prepared-dataset view without the held-out patients (their rows marked not kept)."""
+    from keras_mammo.data.prepare import read_manifest
+
+    rows = read_manifest(prepared)
+    patients = sorted({r["patient_id"] for r in rows if r.get("kept")})
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(patients)[: max(1, round(holdout * len(patients)))].tolist())
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "masks"):
+        link = out / sub
+        if not link.exists():
+            os.symlink((prepared / sub).resolve(), link)
+    shutil.copy(prepared / "dataset.json", out / "dataset.json")
+    lines = []
+    for r in rows:
+        if r.get("kept") and r["patient_id"] in held:
+            r = {**r, "kept": False, "reason": "held out for evaluation (bench/compare_models.py)"}
+        lines.append(json.dumps(r) + "\n")
+    text = "".join(lines)
+    if not (out / "manifest.jsonl").is_file() or (out / "manifest.jsonl").read_text() != text:
+        (out / "manifest.jsonl").write_text(text)
+    return out, held
+
+
+def model_overrides(name: str, train_dir: Path, run_dir: Path, epochs: int) -> tuple[str | None, dict]:
+    base = {"data.prepared": str(train_dir), "run_dir": str(run_dir), "train.checkpoint_every": 100000,
+            "train.sample_every": 100000, "train.tensorboard": False, "train.batch_size": 16}
+    if name == "thesis":
+        return None, {**base, "model.name": "thesis", "train.resolution": 64, "train.epochs": epochs,
+                      "data.dataset": "mias", "data.size": 64}
+    if name == "stylegan":
+        fade = 240  # about one epoch of the ~250 training films
+        stages = [{"resolution": 8, "epochs": 2, "fade_in_images": 0},
+                  {"resolution": 16, "epochs": 2, "fade_in_images": fade},
+                  {"resolution": 32, "epochs": 2, "fade_in_images": fade},
+                  {"resolution": 64, "epochs": epochs, "fade_in_images": fade}]
+        return name, {**base, "train.stages": stages}
+    return name, {**base, "train.epochs": epochs}
+
+
+def train_with_budget(name: str, train_dir: Path, run_dir: Path, budget: float) -> dict:
+    """Train until ``budget`` CPU seconds are spent (the epochs of the last stage grow)."""
+    from keras_mammo.config import load_config
+    from keras_mammo.training.run import train
+
+    used, epochs, done, calls = 0.0, 1, 0, 0
+    while True:
+        cfg_name, ov = model_overrides(name, train_dir, run_dir, epochs)
+        cfg = load_config(cfg_name, ov)
+        t0 = time.process_time()
+        train(cfg, progress=False)
+        dt = time.process_time() - t0
+        used, calls = used + dt, calls + 1
+        per_epoch = dt / max(1, epochs - done)
+        done = epochs
+        more = int((budget - used) // per_epoch)
+        print(f"[{name}] {epochs} epochs of the last stage, {used:.0f}/{budget:.0f} CPU s", flush=True)
+        if more < 1:
+            break
+        epochs += more
+    return {"epochs_last_stage": epochs, "cpu_seconds": round(used, 1), "train_calls": calls}
+
+
+def _batched(fn, n, batch=64):
+    return np.concatenate([np.asarray(fn(i, min(n, i + batch))) for i in range(0, n, batch)])
+
+
+def synthetic_images(name: str, run_dir: Path, full) -> np.ndarray:
+    """``(N, 64, 64, 1)`` in ``[0, 1]``: one image per real film (N = all prepared films)."""
+    import tensorflow as tf
+
+    from keras_mammo.generate import generate_images
+    from keras_mammo.training.gan import GAN
+    from keras_mammo.training.run import load_run_model
+
+    n = full.size
+    if name in UNCONDITIONAL:
+        return generate_images(run_dir, n, seed=0)
+    model, cfg, _ = load_run_model(run_dir)
+    a = full.arrays
+    if name == "seg-cdcgan":
+        z = GAN.fixed_latents(n, cfg.model.latent_dim, 0)
+        masks = tf.constant(a["lesion_mask"], tf.float32)
+        out = _batched(lambda i, j: model.generate(z[i:j], {"lesion_mask": masks[i:j]}), n)
+    else:
+        label = remap_labels(a["label"], full.classes, model.classes)
+        out = _batched(lambda i, j: model.generate(None, {
+            "breast_mask": tf.constant(a["breast_mask"][i:j], tf.float32),
+            "lesion_mask": tf.constant(a["lesion_mask"][i:j], tf.float32),
+            "label": tf.constant(label[i:j])}), n)
+    return np.clip((out + 1.0) / 2.0, 0.0, 1.0)
+
+
+def remap_labels(labels, from_classes, to_classes) -> np.ndarray:
+    lookup = {i: to_classes.index(c) if c in to_classes else 0 for i, c in enumerate(from_classes)}
+    return np.array([lookup[int(v)] for v in labels], np.int32)
+
+
+def model_specific(name: str, run_dir: Path, unet_run: Path | None, full, patients, held) -> dict:
+    import tensorflow as tf
+
+    from keras_mammo.metrics.image_metrics import summarize
+    from keras_mammo.metrics.model_specific import dice_iou, evaluate_pix2pix, evaluate_seg_cdcgan
+    from keras_mammo.training.gan import GAN
+    from keras_mammo.training.run import load_run_model
+
+    a = full.arrays
+    images01 = a["image"].astype(np.float32) / 65535.0
+    test = np.array([p in held for p in patients])
+    if name == "unet":
+        model, _, _ = load_run_model(run_dir)
+        pred = _batched(lambda i, j: model.segment(tf.constant(images01[i:j] * 2 - 1)), full.size) > 0.5
+        out = {}
+        for split, m in (("heldout_patients", test), ("training_patients", ~test)):
+            dice, iou = dice_iou(pred[m], a["lesion_mask"][m])
+            has = a["lesion_mask"][m].reshape(int(m.sum()), -1).any(1)
+            out[split] = {"n": int(m.sum()), "n_lesion_films": int(has.sum()), "dice": summarize(dice),
+                          "iou": summarize(iou), "dice_lesion_films": summarize(dice[has]),
+                          "iou_lesion_films": summarize(iou[has])}
+        return out
+    if name == "seg-cdcgan":
+        model, cfg, _ = load_run_model(run_dir)
+        unet, _, _ = load_run_model(unet_run)
+
+        def gen(m, seed):
+            z = GAN.fixed_latents(len(m), cfg.model.latent_dim, 1000 + seed)
+            return (np.asarray(model.generate(z, {"lesion_mask": tf.constant(m)})) + 1.0) / 2.0
+
+        def seg(x):
+            return (np.asarray(unet.segment(tf.constant(x * 2.0 - 1.0, tf.float32))) > 0.5).astype(np.float32)
+
+        return evaluate_seg_cdcgan(gen, seg, images01[test], a["lesion_mask"][test].astype(np.float32))
+    if name == "pix2pix":
+        model, _, _ = load_run_model(run_dir)
+        labels = remap_labels(a["label"], full.classes, model.classes)
+
+        def gen(b, l_, y):
+            out = model.generate(None, {"breast_mask": tf.constant(b), "lesion_mask": tf.constant(l_),
+                                        "label": tf.constant(y, tf.int32)})
+            return (np.asarray(out) + 1.0) / 2.0
+
+        return evaluate_pix2pix(gen, images01, a["breast_mask"].astype(np.float32),
+                                a["lesion_mask"].astype(np.float32), labels, patients, model.classes,
+                                seed=0, epochs=20, heldout_patients=held)
+    return {}
+
+
+def _fmt(x, scale=1.0, digits=2):
+    return "–" if x is None or x != x else f"{x * scale:.{digits}f}"
+
+
+def table(results: dict, budget: float, n_train: int, n_held: int) -> str:
+    lines = [f"Same data (MIAS, 64 px, {n_train} training films; {n_held} films of held-out patients), "
+             f"same budget ({budget:.0f} CPU s per model, this 2-core machine, shared).", "",
+             "| model | epochs* | CPU s | KID ×10³ (floor) | FID (floor) | N/side | near-copies | model-specific |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        tr = r.get("training", {})
+        ev = r.get("evaluation", {})
+        kid = ev.get("kid", {}).get("matched", {})
+        fid = ev.get("fid", {}).get("matched", {})
+        kid_s = (f"{_fmt(kid.get('synthetic_vs_real_half', {}).get('mean'), 1e3)} "
+                 f"({_fmt(kid.get('real_vs_real_floor', {}).get('mean'), 1e3)})") if kid else "–"
+        fid_s = (f"{_fmt(fid.get('synthetic_vs_real_half', {}).get('mean'), 1, 1)} "
+                 f"({_fmt(fid.get('real_vs_real_floor', {}).get('mean'), 1, 1)})") if fid else "–"
+        mem = ev.get("memorization", {})
+        copies = f"{mem.get('n_flagged')}/{mem.get('n_synthetic')}" if mem else "–"
+        ms = r.get("model_specific", {})
+        if name == "unet":
+            h = ms["heldout_patients"]
+            spec = (f"held-out Dice {_fmt(h['dice']['mean'])}, on {h['n_lesion_films']} lesion films "
+                    f"Dice {_fmt(h['dice_lesion_films']['mean'])} / IoU {_fmt(h['iou_lesion_films']['mean'])}")
+        elif name == "seg-cdcgan":
+            spec = (f"SSIM to conditioning film {_fmt(ms['ssim_to_conditioning_image']['mean'])}; U-Net Dice on "
+                    f"lesion films: synthetic {_fmt(ms['unet_on_synthetic']['dice_lesion_films']['mean'])}, "
+                    f"real {_fmt(ms['unet_on_real']['dice_lesion_films']['mean'])}")
+        elif name == "pix2pix":
+            spec = (f"CNN balanced accuracy: held-out real {_fmt(ms['real_heldout']['balanced_accuracy'])}, "
+                    f"synthetic own class {_fmt(ms['synthetic_own_class']['balanced_accuracy'])}, "
+                    f"every class {_fmt(ms['synthetic_every_class']['balanced_accuracy'])}")
+        else:
+            spec = ""
+        lines.append(f"| {name} | {tr.get('epochs_last_stage', '–')} | {tr.get('cpu_seconds', '–')} | {kid_s} | "
+                     f"{fid_s} | {fid.get('n_per_side', '–')} | {copies} | {spec} |")
+    lines += ["", "\\* epochs of the last (64 px) stage; stylegan first trains 2 epochs each at 8, 16 and 32 px."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--budget-cpu-s", type=float, default=240.0, help="CPU seconds of training per model")
+    p.add_argument("--models", nargs="+", default=list(ORDER), choices=list(ORDER))
+    p.add_argument("--out", default="reports/compare")
+    p.add_argument("--runs", default="runs/compare")
+    p.add_argument("--holdout", type=float, default=0.2, help="fraction of patients held out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-eval", action="store_true", help="train only")
+    args = p.parse_args(argv)
+
+    from keras_mammo.config import load_config
+    from keras_mammo.data.pipeline import kept_rows, load_stage_arrays
+    from keras_mammo.data.prepare import prepare_dataset
+
+    data = load_config("dcgan").data
+    prepared = Path(data.prepared)
+    if not (prepared / "manifest.jsonl").is_file():
+        prepare_dataset(data, prepared, progress=True)
+    train_dir, held = make_split(prepared, Path(str(prepared) + "-train"), args.holdout, args.seed)
+    rows = kept_rows(prepared)
+    patients = [r["patient_id"] for r in rows]
+    full = load_stage_arrays(prepared, 64, ("breast_mask", "lesion_mask", "label"), rows=rows)
+    n_held = sum(p in held for p in patients)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for name in [m for m in ORDER if m in args.models]:
+        run_dir = Path(args.runs) / name
+        r = results.setdefault(name, {})
+        r["training"] = train_with_budget(name, train_dir, run_dir, args.budget_cpu_s)
+        if not args.no_eval:
+            if name != "unet":
+                from keras_mammo.metrics.evaluate import evaluate
+                from keras_mammo.metrics.imagesets import image_set_from_array
+
+                syn = synthetic_images(name, run_dir, full)
+                ev = evaluate(prepared, image_set_from_array(syn, "synthetic", size=64, source=f"{name} run"),
+                              out / name, size=64, seed=args.seed, run_dir=run_dir, progress=False)
+                r["evaluation"] = {k: ev[k] for k in ("fid", "kid", "memorization") if k in ev}
+            unet_run = Path(args.runs) / "unet"
+            if name != "seg-cdcgan" or (unet_run / "checkpoints").is_dir():
+                r["model_specific"] = model_specific(name, run_dir, unet_run, full, patients, held)
+        results_path.write_text(json.dumps(results, indent=2, default=float))
+    text = table(results, args.budget_cpu_s, len(rows) - n_held, n_held)
+    (out / "table.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
