@@ -52,11 +52,14 @@ def _run_real_dir(run_dir: Path) -> Path:
               help="Report format.")
 @click.option("--cache/--no-cache", default=True, show_default=True,
               help="Cache Inception features per image set in the user cache ($KERAS_MAMMO_CACHE).")
+@click.option("--segmenter", "segmenter_run", type=click.Path(exists=True, file_okay=False), default=None,
+              help="seg-cdcgan runs: a `unet` run whose segmentation of the synthetic films is scored "
+                   "against the conditioning masks (Dice, Tripathi et al.).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Inception batch size.")
 @user_errors
 def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, seed, out_dir, size, splits,
-             kid_subsets, copy_threshold, report_format, cache, batch_size):
+             kid_subsets, copy_threshold, report_format, cache, segmenter_run, batch_size):
     """Evaluate synthetic mammograms against real ones and write a report.
 
     \b
@@ -117,7 +120,32 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, se
                                 cache_dir=None if cache else False, run_dir=run_dir, batch_size=batch_size,
                                 progress=True, report_format=report_format, extra=extra)
     _echo_summary(result)
+    if run_dir is not None:
+        _model_specific(Path(run_dir), segmenter_run, seed, out, result)
     click.echo(f"report: {result['report']}\nmetrics: {out / 'metrics.json'}")
+
+
+def _model_specific(run_dir: Path, segmenter_run, seed: int, out: Path, result: dict) -> None:
+    """Add the paper-specific metrics of seg-cdcgan / pix2pix / unet runs to metrics.json and the report."""
+    import json
+
+    from keras_mammo.metrics.model_specific import evaluate_run_model_specific
+    from keras_mammo.utils import write_json_atomic
+
+    specific = evaluate_run_model_specific(run_dir, segmenter_run=segmenter_run, seed=seed)
+    if specific is None:
+        return
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["model_specific"] = specific
+    write_json_atomic(metrics_path, metrics)
+    report = Path(result["report"])
+    text = json.dumps(specific, indent=2)
+    section = (f"\n\n## Model-specific metrics ({specific['model']})\n\nComputed on the run's prepared films "
+               f"(N = {specific['n_films']}); see `keras_mammo.metrics.model_specific`.\n\n")
+    if report.suffix == ".md":
+        report.write_text(report.read_text() + section + "```json\n" + text + "\n```\n")
+    click.echo(f"model-specific ({specific['model']}): written to {metrics_path}")
 
 
 def _echo_summary(r: dict) -> None:

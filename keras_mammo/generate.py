@@ -38,7 +38,8 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
         seed: the latent vectors are a function of it.
         checkpoint: run sources only: checkpoint path or epoch number.
         batch_size: images per forward pass.
-        conditions: conditional models only: the extra inputs (masks, labels) as arrays.
+        conditions: conditional models only: the extra inputs (masks, labels) as arrays;
+            default for a run: the run's own prepared films (:func:`run_conditions`).
 
     Returns:
         ``(n, H, W, 1) float32`` in ``[0, 1]``. SavedModel outputs are 8-bit
@@ -59,6 +60,8 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
 
         model, cfg, _ = load_run_model(source, checkpoint)
         z = GAN.fixed_latents(n, cfg.model.latent_dim, seed).numpy()
+        if conditions is None and model.inputs_needed:
+            conditions = run_conditions(cfg, model, n)
         out = []
         for i in range(0, n, batch_size):
             cond = None if conditions is None else {k: v[i:i + batch_size] for k, v in conditions.items()}
@@ -74,6 +77,28 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
         fn = loaded.signatures["serving_default"]
         imgs = fn(**{k: tf.constant(v) for k, v in conditions.items()})["images"]
     return imgs.numpy().astype(np.float32) / 255.0
+
+
+def run_conditions(cfg, model, n: int) -> dict:
+    """Default conditions of a conditional run: those of its prepared films, in manifest order.
+
+    Image ``i`` is conditioned on film ``i mod N`` of the run's prepared dataset (its
+    ``"image"``, masks and label at the model's resolution), so ``n`` may exceed ``N``.
+
+    Returns:
+        ``{"image": (n, R, R, 1) float32 in [-1, 1], "lesion_mask"/"breast_mask": float32
+        {0, 1}, "label": int32}`` — the keys the model needs plus ``"image"``.
+
+    Raises:
+        DataError: the run's prepared dataset is missing.
+    """
+    from keras_mammo.data.pipeline import fixed_batch, load_stage_arrays
+
+    keys = tuple(k for k in model.inputs_needed if k != "image")
+    stage = load_stage_arrays(cfg.data.prepared, int(model.resolution), keys)
+    idx = np.arange(n) % stage.size
+    stage.arrays = {k: v[idx] for k, v in stage.arrays.items()}
+    return {k: np.asarray(v) for k, v in fixed_batch(stage, n).items()}
 
 
 def save_images(images: np.ndarray, out_dir: str | Path, bits: int = 8, prefix: str = "synthetic") -> list[Path]:

@@ -68,6 +68,20 @@ def test_one_epoch_on_mias_checkpoint_and_export(name, mias_dir, mias_prepared, 
     out = _call_signatures(name, loaded)
     assert out.dtype == tf.uint8 and out.shape == (2, 32, 32, 1)
 
+    # generation from the run: conditional models take their prepared films' conditions
+    from keras_mammo.generate import generate_images
+    from keras_mammo.metrics.model_specific import evaluate_run_model_specific
+
+    imgs = generate_images(run, 3, seed=2)
+    assert imgs.shape == (3, 32, 32, 1) and 0.0 <= imgs.min() and imgs.max() <= 1.0
+    specific = evaluate_run_model_specific(run, seed=0, classifier_epochs=1)
+    expected = {"dcgan": None, "stylegan": None, "unet": "dice", "seg-cdcgan": "ssim_to_conditioning_image",
+                "pix2pix": "real_heldout"}[name]
+    if expected is None:
+        assert specific is None
+    else:
+        assert specific["model"] == name and specific["n_films"] >= 12 and expected in specific
+
 
 def test_stylegan_resume_after_kill_matches_uninterrupted(mias_dir, mias_prepared, tmp_path):
     """A 16-px stage whose fade-in (from the 8-px path) runs across the stop: 2 epochs in one

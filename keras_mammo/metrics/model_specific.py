@@ -315,3 +315,94 @@ def evaluate_pix2pix(generate_fn, real_images, breast_masks, lesion_masks, label
     out["synthetic_every_class"] = classification_accuracy(classify(clf, every), every_y, classes)
     out["appearance"] = per_class_appearance(real[test], bm[test], yt, own, b, yt, classes)
     return out
+
+
+# --- run-level driver used by `keras-mammo evaluate --run` -------------------------------
+
+def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, classifier_epochs: int = 30) -> dict | None:
+    """The paper-specific metrics of a conditional run, on the run's own prepared films.
+
+    - ``seg-cdcgan`` (Tripathi et al.): one synthetic film per prepared film's lesion mask;
+      SSIM to the real film whose mask conditioned it, and — when ``segmenter_run`` (a
+      ``unet`` run) is given — Dice/IoU of the U-Net's segmentation of the synthetic film
+      against the conditioning mask (:func:`evaluate_seg_cdcgan`).
+    - ``pix2pix`` (Calzada-Jasso et al. 2025): the "multistage CNN" check and per-class
+      appearance (:func:`evaluate_pix2pix`), patients split in halves.
+    - ``unet``: Dice/IoU of its segmentation of the prepared films (all, and films with a
+      lesion). These films include the training films: an optimistic ceiling, not a
+      held-out score (``bench/compare_models.py`` reports held-out patients).
+
+    Returns:
+        a JSON-serializable dict with ``"model"`` and the metrics, or None for models
+        without specific metrics (thesis, dcgan, stylegan).
+
+    Raises:
+        DataError: the run (or ``segmenter_run``) has no checkpoint or its prepared data is missing.
+    """
+    import json
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from keras_mammo.data.pipeline import kept_rows, load_stage_arrays
+    from keras_mammo.training.gan import GAN
+    from keras_mammo.training.run import load_run_model, load_run_config
+
+    name = load_run_config(run_dir).model.name
+    if name not in ("seg-cdcgan", "pix2pix", "unet"):
+        return None
+    model, cfg, _ = load_run_model(run_dir)
+    res = int(model.resolution)
+    keys = ("breast_mask", "lesion_mask", "label")
+    stage = load_stage_arrays(cfg.data.prepared, res, keys)
+    a = stage.arrays
+    images01 = a["image"].astype(np.float32) / 65535.0
+    lesion = a["lesion_mask"].astype(np.float32)
+    out: dict = {"model": name, "n_films": int(stage.size), "resolution_px": res,
+                 "prepared": str(cfg.data.prepared)}
+
+    def segmenter(run):
+        unet, _, _ = load_run_model(run)
+
+        def seg(x):
+            return (np.asarray(unet.segment(tf.constant(np.asarray(x, np.float32) * 2.0 - 1.0))) > 0.5).astype(np.float32)
+
+        return seg
+
+    if name == "unet":
+        seg = segmenter(run_dir)
+        pred = np.concatenate([seg(images01[i:i + 64]) for i in range(0, stage.size, 64)])
+        dice, iou = dice_iou(pred, lesion)
+        has = lesion.reshape(stage.size, -1).any(1)
+        out.update(note="films include the U-Net's training films (optimistic)", dice=summarize(dice),
+                   iou=summarize(iou), n_lesion_films=int(has.sum()),
+                   dice_lesion_films=summarize(dice[has]) if has.any() else None)
+        return out
+    if name == "seg-cdcgan":
+        def gen(m, s):
+            z = GAN.fixed_latents(len(m), cfg.model.latent_dim, seed * 1000 + s)
+            return (np.asarray(model.generate(z, {"lesion_mask": tf.constant(m)})) + 1.0) / 2.0
+
+        if segmenter_run is None:
+            syn = np.concatenate([gen(lesion[i:i + 32], b) for b, i in enumerate(range(0, stage.size, 32))])
+            psnr, ssim = psnr_ssim(_squeeze(syn).astype(np.float64), _squeeze(images01).astype(np.float64))
+            out.update(n=int(len(syn)), ssim_to_conditioning_image=summarize(ssim),
+                       psnr_to_conditioning_image=summarize(psnr))
+            out["note"] = "pass --segmenter RUN (a unet run) for the Dice of the U-Net on synthetic films"
+            return out
+        out.update(evaluate_seg_cdcgan(gen, segmenter(segmenter_run), images01, lesion, seed=seed))
+        return out
+    rows = kept_rows(cfg.data.prepared)
+    patients = [r.get("patient_id") or r["image_id"] for r in rows]
+    classes = list(getattr(model, "classes", stage.classes))
+    lookup = {i: classes.index(c) if c in classes else 0 for i, c in enumerate(stage.classes)}
+    labels = np.array([lookup[int(v)] for v in a["label"]], np.int32)
+
+    def gen(b, l_, y):
+        o = model.generate(None, {"breast_mask": tf.constant(b, tf.float32), "lesion_mask": tf.constant(l_, tf.float32),
+                                  "label": tf.constant(y, tf.int32)})
+        return (np.asarray(o) + 1.0) / 2.0
+
+    out.update(evaluate_pix2pix(gen, images01, a["breast_mask"].astype(np.float32), lesion, labels, patients,
+                                classes, seed=seed, epochs=classifier_epochs))
+    return json.loads(json.dumps(out, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
