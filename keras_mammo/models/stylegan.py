@@ -74,7 +74,7 @@ from keras_mammo.models.blocks import (
 )
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, step_seed
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN
+from keras_mammo.training.gan import ProgressiveGAN
 
 
 @dataclasses.dataclass
@@ -346,14 +346,13 @@ class StyleDiscriminator(keras.Model):
         return self.head(h)
 
 
-class StyleGAN(GAN):
+class StyleGAN(ProgressiveGAN):
     """Karras et al. 2019's StyleGAN, progressive, non-saturating loss + R1 (see module docstring).
 
     ``train_step`` returns ``d_loss`` (including γ/2·R1), ``g_loss``, ``r1``,
     ``d_real``, ``d_fake`` and the fade-in weight ``alpha``.
     """
 
-    progressive = True
     default_optimizer = {"g_learning_rate": 1e-3, "d_learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99}
 
     def __init__(self, latent_dim: int, max_resolution: int, params: StyleGANParams, seed: int = 0, **kwargs):
@@ -361,51 +360,6 @@ class StyleGAN(GAN):
         disc = StyleDiscriminator(max_resolution, params, name="discriminator")
         super().__init__(gen, disc, latent_dim, seed=seed, **kwargs)
         self.params = params
-        self.resolution = max_resolution
-        self.fade_in_images = 0
-        self.stage_start_step = 0
-        self.global_batch = 1
-
-    # --- progressive stages (same contract as the thesis GAN) ---------------------------
-    def build_networks(self) -> None:
-        self.generator.build()
-        self.discriminator.build()
-        self.built = True
-
-    def set_stage(self, resolution: int, fade_in_images: int = 0, stage_start_step: int = 0,
-                  global_batch: int = 1) -> None:
-        """Grow to ``resolution``; fade the new block in over ``fade_in_images`` real images.
-
-        Raises:
-            ConfigError: ``resolution`` is not one of the model's (4 … maximum).
-        """
-        if resolution not in self.generator.res_list:
-            raise ConfigError(f"train.stages: resolution {resolution} not in the model's resolutions "
-                              f"{self.generator.res_list}")
-        self.resolution = self.generator.resolution = self.discriminator.resolution = resolution
-        self.fade_in_images = 0 if resolution == 4 else int(fade_in_images)
-        self.stage_start_step = int(stage_start_step)
-        self.global_batch = int(global_batch)
-        self.train_function = None  # the step depends on the stage: retrace
-
-    def stage_state(self) -> dict:
-        return {"resolution": self.resolution, "fade_in_images": self.fade_in_images,
-                "stage_start_step": self.stage_start_step, "global_batch": self.global_batch}
-
-    def current_alpha(self, step=None):
-        """Fade-in weight α in ``[0, 1]`` at generator step ``step`` (default: now)."""
-        if not self.fade_in_images:
-            return tf.constant(1.0)
-        step = self.step if step is None else step
-        seen = tf.cast(step - self.stage_start_step, tf.float32) * float(self.global_batch)
-        return tf.clip_by_value(seen / float(self.fade_in_images), 0.0, 1.0)
-
-    def sync_alpha(self) -> float:
-        """Store the current α in both networks (inference between steps uses it)."""
-        a = float(self.current_alpha())
-        self.generator.alpha.assign(a)
-        self.discriminator.alpha.assign(a)
-        return a
 
     # --- training -------------------------------------------------------------------------
     def mixed_styles(self, batch, stream: int):

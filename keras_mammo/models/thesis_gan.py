@@ -34,7 +34,7 @@ from keras_mammo.models.blocks import (
     to_grayscale,
 )
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN
+from keras_mammo.training.gan import ProgressiveGAN
 
 
 @dataclasses.dataclass
@@ -161,69 +161,15 @@ class ProgressiveDiscriminator(keras.Model):
         return ops.cast(self.head(self.flatten(h)), "float32")
 
 
-class ThesisGAN(GAN):
+class ThesisGAN(ProgressiveGAN):
     """Rahali 2025's GAN trained with BCE and progressive growing (see module docstring)."""
 
-    progressive = True
     default_optimizer = {"g_learning_rate": 1e-4, "d_learning_rate": 1e-5, "beta_1": 0.5, "beta_2": 0.999}
 
     def __init__(self, latent_dim: int, max_resolution: int, params: ThesisParams, seed: int = 0, **kwargs):
         gen = ProgressiveGenerator(latent_dim, max_resolution, params, name="generator")
         disc = ProgressiveDiscriminator(max_resolution, params, seed=seed, name="discriminator")
         super().__init__(gen, disc, latent_dim, seed=seed, **kwargs)
-        self.resolution = max_resolution
-        self.fade_in_images = 0
-        self.stage_start_step = 0
-        self.global_batch = 1
-
-    def build_networks(self) -> None:
-        self.generator.build()
-        self.discriminator.build()
-        self.built = True
-
-    def _set_resolution(self, resolution: int) -> None:
-        self.resolution = self.generator.resolution = self.discriminator.resolution = resolution
-
-    def set_stage(self, resolution: int, fade_in_images: int = 0, stage_start_step: int = 0,
-                  global_batch: int = 1) -> None:
-        """Grow to ``resolution``; fade the new block in over ``fade_in_images`` real images.
-
-        Args:
-            resolution: stage resolution (a power of two ≤ the model's maximum).
-            fade_in_images: images over which α rises from 0 to 1 (0 = no fade-in).
-            stage_start_step: generator step at which this stage began (for α).
-            global_batch: images per step over all replicas.
-        """
-        from keras_mammo.errors import ConfigError
-
-        if resolution not in self.generator.res_list:
-            raise ConfigError(f"train.stages: resolution {resolution} not in the model's resolutions "
-                              f"{self.generator.res_list}")
-        self._set_resolution(resolution)
-        first = resolution == self.generator.res_list[0]
-        self.fade_in_images = 0 if first else int(fade_in_images)
-        self.stage_start_step = int(stage_start_step)
-        self.global_batch = int(global_batch)
-        self.train_function = None  # the step depends on the stage: retrace
-
-    def stage_state(self) -> dict:
-        return {"resolution": self.resolution, "fade_in_images": self.fade_in_images,
-                "stage_start_step": self.stage_start_step, "global_batch": self.global_batch}
-
-    def current_alpha(self, step=None):
-        """Fade-in weight α in ``[0, 1]`` at generator step ``step`` (default: now)."""
-        if not self.fade_in_images:
-            return tf.constant(1.0)
-        step = self.step if step is None else step
-        seen = tf.cast(step - self.stage_start_step, tf.float32) * float(self.global_batch)
-        return tf.clip_by_value(seen / float(self.fade_in_images), 0.0, 1.0)
-
-    def sync_alpha(self) -> float:
-        """Store the current α in both networks (used by inference between steps)."""
-        a = float(self.current_alpha())
-        self.generator.alpha.assign(a)
-        self.discriminator.alpha.assign(a)
-        return a
 
     def train_step(self, data):
         real = data["image"]

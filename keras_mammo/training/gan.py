@@ -190,3 +190,72 @@ class GAN(keras.Model):
             return {"images": images_to_uint8(model.generate(z))}
 
         return {"serving_default": serving_default, "generate": generate}
+
+
+class ProgressiveGAN(GAN):
+    """A GAN that grows its resolution in stages with ProGAN fade-in (Karras et al. 2018, §3).
+
+    The generator and discriminator expose ``res_list`` (their resolutions, lowest
+    first), a settable ``resolution`` and an ``alpha`` variable, and take ``alpha=`` in
+    ``call``. The fade-in weight is a function of the generator step, so it is restored
+    exactly with a checkpoint: ``α = clip((step − stage_start_step) · global_batch /
+    fade_in_images, 0, 1)``; the lowest resolution never fades.
+    """
+
+    progressive = True
+
+    def __init__(self, generator, discriminator, latent_dim: int, seed: int = 0, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
+        self.resolution = generator.resolution
+        self.fade_in_images = 0
+        self.stage_start_step = 0
+        self.global_batch = 1
+
+    def build_networks(self) -> None:
+        self.generator.build()
+        self.discriminator.build()
+        self.built = True
+
+    def set_stage(self, resolution: int, fade_in_images: int = 0, stage_start_step: int = 0,
+                  global_batch: int = 1) -> None:
+        """Grow to ``resolution``; fade the new block in over ``fade_in_images`` real images.
+
+        Args:
+            resolution: stage resolution (one of ``generator.res_list``).
+            fade_in_images: images over which α rises from 0 to 1 (0 = no fade-in).
+            stage_start_step: generator step at which this stage began (for α).
+            global_batch: images per step over all replicas.
+
+        Raises:
+            ConfigError: ``resolution`` is not one of the model's resolutions.
+        """
+        from keras_mammo.errors import ConfigError
+
+        if resolution not in self.generator.res_list:
+            raise ConfigError(f"train.stages: resolution {resolution} not in the model's resolutions "
+                              f"{self.generator.res_list}")
+        self.resolution = self.generator.resolution = self.discriminator.resolution = resolution
+        first = resolution == self.generator.res_list[0]
+        self.fade_in_images = 0 if first else int(fade_in_images)
+        self.stage_start_step = int(stage_start_step)
+        self.global_batch = int(global_batch)
+        self.train_function = None  # the step depends on the stage: retrace
+
+    def stage_state(self) -> dict:
+        return {"resolution": self.resolution, "fade_in_images": self.fade_in_images,
+                "stage_start_step": self.stage_start_step, "global_batch": self.global_batch}
+
+    def current_alpha(self, step=None):
+        """Fade-in weight α in ``[0, 1]`` at generator step ``step`` (default: now)."""
+        if not self.fade_in_images:
+            return tf.constant(1.0)
+        step = self.step if step is None else step
+        seen = tf.cast(step - self.stage_start_step, tf.float32) * float(self.global_batch)
+        return tf.clip_by_value(seen / float(self.fade_in_images), 0.0, 1.0)
+
+    def sync_alpha(self) -> float:
+        """Store the current α in both networks (used by inference between steps)."""
+        a = float(self.current_alpha())
+        self.generator.alpha.assign(a)
+        self.discriminator.alpha.assign(a)
+        return a
