@@ -43,7 +43,7 @@ def _register() -> None:
 
     main.add_command(patches)
     main.add_command(utility)
-    # Further commands (evaluate, weights, patches, utility) are added here.
+    # Further sub-commands are registered here, one import + add_command each.
 
 
 _register()

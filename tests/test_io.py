@@ -100,3 +100,19 @@ def test_write_png_roundtrip_16bit(tmp_path):
     back = read_mammogram(tmp_path / "a.png").pixels
     np.testing.assert_allclose(back, img, atol=1 / 65535)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """Files written atomically are readable by others per the umask, not 0600 like mkstemp's."""
+    import os
+
+    from keras_mammo.utils import write_text_atomic
+
+    umask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        write_png(tmp_path / "b.png", np.zeros((4, 4), np.float32), bits=8)
+    finally:
+        os.umask(umask)
+    for name in ("a.txt", "b.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644

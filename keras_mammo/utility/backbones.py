@@ -145,6 +145,7 @@ class ResNet50Backbone(Backbone):
             weights = p
         self.weights = weights
         self._model = None
+        self._forward = None
         self._sha = sha256_of(weights) if isinstance(weights, Path) else None
 
     def identity(self) -> dict:
@@ -208,13 +209,18 @@ class ResNet50Backbone(Backbone):
     def features(self, images, batch_size: int = 32, progress: bool = True) -> np.ndarray:
         from tqdm.auto import tqdm
 
+        import tensorflow as tf
+
         arr = _check_images(images)
         model = self.model()
+        if self._forward is None:
+            spec = tf.TensorSpec((None, self.input_size, self.input_size, 3), tf.float32)
+            self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         out = np.zeros((len(arr), self.feature_dim), np.float64)
         with tqdm(total=len(arr), desc="ResNet50 features", unit="img", disable=not progress, leave=False) as bar:
             for s in range(0, len(arr), batch_size):
                 x = self.preprocess(arr[s:s + batch_size])
-                out[s:s + len(x)] = np.asarray(model(x, training=False), np.float64)
+                out[s:s + len(x)] = np.asarray(self._forward(tf.constant(x)), np.float64)
                 bar.update(len(x))
         return out
 
