@@ -70,8 +70,12 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
     path = _latest_version(source)
     loaded = tf.saved_model.load(str(path))
     if conditions is None:
-        if "generate" not in loaded.signatures:
-            raise DataError(f"{path}: this SavedModel is conditional; pass conditions (masks/labels)")
+        sig = loaded.signatures.get("generate")
+        inputs = set(sig.structured_input_signature[1]) if sig is not None else set()
+        if inputs != {"count", "seed"}:
+            raise DataError(f"{path}: this SavedModel is conditional (its signatures take "
+                            f"{sorted(inputs or set(loaded.signatures['serving_default'].structured_input_signature[1]))}); "
+                            f"generate from its run directory, or pass conditions (masks/labels)")
         imgs = loaded.signatures["generate"](count=tf.constant(n, tf.int32), seed=tf.constant(seed, tf.int64))["images"]
     else:
         fn = loaded.signatures["serving_default"]

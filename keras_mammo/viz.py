@@ -54,7 +54,12 @@ def plot_loss_curve(steps: dict, epochs: dict, path: str | Path, title: str = "G
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     colors = {"d_loss": "tab:red", "g_loss": "tab:blue"}
     labels = {"d_loss": "discriminator", "g_loss": "generator"}
-    for key in ("d_loss", "g_loss"):
+    # every logged loss: d_loss/g_loss for GANs, loss for the U-Net segmenter, r1, ...
+    keys = sorted(k for k in steps if k.endswith("loss"))
+    for i, key in enumerate(keys):
+        colors.setdefault(key, f"C{i + 2}")
+        labels.setdefault(key, key)
+    for key in keys:
         if steps.get(key):
             ax.plot(steps["step"], steps[key], color=colors[key], alpha=0.25, linewidth=0.8)
         if epochs.get(key):

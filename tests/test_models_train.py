@@ -105,3 +105,18 @@ def test_stylegan_resume_after_kill_matches_uninterrupted(mias_dir, mias_prepare
     assert state["stage"]["resolution"] == 16 and state["step"] == 4
     alpha = [v for k, v in ((k, b[k]) for k in keys) if str(b["__paths__"][int(k[1:])]).endswith("generator/alpha")]
     assert alpha and float(alpha[0]) == pytest.approx(1.0)  # 4 steps × 4 images ≥ 12: fade-in complete
+
+
+@pytest.mark.parametrize("name", ["seg-cdcgan", "unet"])
+def test_conditional_savedmodel_without_conditions_is_a_clear_error(name, mias_dir, mias_prepared, tmp_path):
+    from keras_mammo.errors import DataError
+    from keras_mammo.export import export_model
+    from keras_mammo.generate import generate_images
+    from keras_mammo.training.run import train
+
+    run = train(run_cfg(name, mias_dir, mias_prepared, tmp_path / "run"), progress=False)
+    target = export_model(run, out_dir=tmp_path / "saved", name=name)
+    with pytest.raises(DataError, match="this SavedModel is conditional"):
+        generate_images(target, 2)
+    if name == "unet":  # the segmenter's loss curve has its `loss` line
+        assert (run / "loss_curve.png").stat().st_size > 10_000
