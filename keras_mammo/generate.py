@@ -46,7 +46,9 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
         (``uint8 / 255``); run outputs keep float precision.
 
     Raises:
-        DataError: ``source`` is neither a run nor a SavedModel, or has no checkpoint.
+        DataError: ``source`` is neither a run nor a SavedModel, or has no checkpoint, or
+            is a conditional SavedModel (seg-cdcgan, pix2pix, unet) and no ``conditions``
+            were given (a conditional *run* uses its prepared films instead).
         ValueError: ``n < 1``.
     """
     import tensorflow as tf
