@@ -66,9 +66,16 @@ def test_keras_port_matches_torchscript_on_mias(fid_model, mias_dir, size):
 def test_model_interface(fid_model):
     assert tuple(fid_model.input_shape) == (None, 299, 299, 3)
     assert tuple(fid_model.output_shape) == (None, 2048)
-    x = np.zeros((2, 299, 299, 3), np.float32)
+    x = np.zeros((3, 299, 299, 3), np.float32)
+    x[2] = 0.5                                            # a different image
     y = np.asarray(fid_model(x))
-    assert y.shape == (2, 2048) and np.allclose(y[0], y[1])
+    assert y.shape == (3, 2048)
+    # Rows are independent: the same image in two batch positions agrees to float32
+    # round-off. oneDNN picks kernels and summation orders per position and thread, so
+    # the rows are not bit-identical; they agree within the port's own tolerance (the
+    # documented accuracy of these features), not within np.allclose's 1e-8.
+    assert np.max(np.abs(y[0] - y[1])) <= inc.PORT_TOLERANCE
+    assert np.max(np.abs(y[0] - y[2])) > 100 * inc.PORT_TOLERANCE
 
 
 def test_convert_into_fresh_cache_then_load_without_torch(fid_model, mias_dir, tmp_path, monkeypatch):
