@@ -17,7 +17,9 @@ import yaml
 
 from keras_mammo.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Bundled configs ship inside the package (``keras_mammo/configs``; ``configs/`` at the
+#: repository root is a link to it), so ``--config quickstart`` works after ``pip install .``.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _choice(*values, default=None):
