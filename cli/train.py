@@ -1,62 +1,154 @@
 """``keras-mammo train``."""
 from __future__ import annotations
 
+import ast
+import importlib.util
+
 import click
 
-from cli.common import parse_sets, user_errors
+from cli.common import note, parse_sets, quiet_option, user_errors
 
 
-def _model_help() -> str:
-    from keras_mammo.models.registry import model_summaries
+def registered_model_summaries() -> dict[str, str]:
+    """``{name: summary}`` of the registered models, read from the model modules' source.
 
-    return "; ".join(f"{k}: {v}" for k, v in model_summaries().items())
+    The ``@register_model(name, params, summary)`` decorators are parsed, not imported,
+    so ``train --help`` does not load TensorFlow (about 10 s). A module that cannot be
+    parsed this way is skipped.
+    """
+    from keras_mammo.models.registry import MODEL_MODULES
+
+    out = {}
+    for mod in MODEL_MODULES:
+        spec = importlib.util.find_spec(mod)
+        if spec is None or not spec.origin:
+            continue
+        try:
+            with open(spec.origin, encoding="utf-8") as fh:
+                tree = ast.parse(fh.read())
+        except (OSError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register_model"):
+                continue
+            args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
+            kw = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+            name = args[0] if args else kw.get("name")
+            summary = args[2] if len(args) > 2 else kw.get("summary", "")
+            if isinstance(name, str):
+                out[name] = summary or ""
+    return dict(sorted(out.items()))
 
 
 class _LazyHelpCommand(click.Command):
     def format_help(self, ctx, formatter):
         for p in self.params:
             if p.name == "model":
-                p.help = "Registered model — " + _model_help()
+                p.help = "Registered model name — " + "; ".join(f"{k}: {v}"
+                                                                for k, v in registered_model_summaries().items())
         super().format_help(ctx, formatter)
 
 
 @click.command(cls=_LazyHelpCommand)
 @click.option("--config", "config_path", type=str, default=None,
-              help="YAML config file or bundled name (quickstart, thesis).")
+              help="YAML config file or bundled name (quickstart, mias, thesis, ...).")
 @click.option("--model", type=str, default=None, help="Registered model name.")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--run", "--run-dir", "run_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory; an existing run resumes from its newest checkpoint.")
 @click.option("--prepared", type=click.Path(file_okay=False), default=None,
               help="Prepared dataset (preprocessed first if missing).")
-@click.option("--epochs", type=int, default=None, help="Epochs for a fixed-resolution run.")
-@click.option("--resolution", type=int, default=None, help="Fixed training resolution (when no stages).")
+@click.option("--epochs", type=str, default=None, metavar="N|A,B,...",
+              help="Fixed-resolution config: epochs. Progressive config: N scales the stages' epochs to N in "
+                   "total (in proportion); A,B,... sets each stage's epochs. Stages are never dropped.")
+@click.option("--resolution", type=int, default=None,
+              help="Train one fixed resolution instead of the config's stages (says so).")
 @click.option("--batch-size", type=int, default=None, help="Global batch size (thesis: 32).")
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same machine → same images).")
 @click.option("--export/--no-export", "do_export", default=False,
               help="Export a SavedModel to saved_models/<name>/<version> when training ends.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. train.mixed_precision=true.")
+@quiet_option
 @user_errors
-def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size, seed, do_export, sets):
+def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size, seed, do_export, sets, quiet):
     """Train a GAN on a prepared dataset; resumes automatically after a kill.
 
-    Writes to the run directory: config.yaml, dataset_manifest.jsonl, checkpoints/,
-    samples/ (fixed-latent grids), losses_steps.csv, losses_epochs.csv, loss_curve.png,
-    tensorboard/. A loss that becomes NaN/Inf stops training with the last good
-    checkpoint kept.
+    \b
+    Examples:
+      keras-mammo train --config quickstart --export
+      keras-mammo train --config mias --epochs 6 --run runs/mias-short
+      keras-mammo train --config mias --epochs 2,4 --run runs/mias-short
+      keras-mammo train --config dcgan --resolution 32 --epochs 5 --set train.batch_size=8
+
+    Writes to the run directory: config.yaml, run.json, data_info.json,
+    dataset_manifest.jsonl, checkpoints/, samples/ (fixed-latent grids), losses_steps.csv,
+    losses_epochs.csv, loss_curve.png, tensorboard/. A loss that becomes NaN/Inf stops
+    training with the last good checkpoint kept.
     """
     from keras_mammo.config import load_config
-    from keras_mammo.training.run import train as run_training
 
-    overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared, "train.epochs": epochs,
-                 "train.resolution": resolution, "train.batch_size": batch_size, "seed": seed, **parse_sets(sets)}
-    if epochs is not None or resolution is not None:
-        overrides["train.stages"] = []
+    overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared,
+                 "train.batch_size": batch_size, "seed": seed, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)
-    out = run_training(cfg)
+    cfg = apply_schedule_options(cfg, epochs, resolution, quiet)
+
+    from keras_mammo.training.run import train as run_training   # TensorFlow is imported from here on
+
+    _sigterm_as_interrupt()
+    out = run_training(cfg, progress=not quiet)
     click.echo(f"run: {out} (samples: {out}/samples/latest.png, loss curve: {out}/loss_curve.png)")
     if do_export:
         from keras_mammo.export import export_model
 
         path = export_model(out, cfg.export.dir, cfg.export.name)
         click.echo(f"SavedModel: {path}")
+
+
+def apply_schedule_options(cfg, epochs: str | None, resolution: int | None, quiet: bool = False):
+    """``cfg`` with ``--epochs`` / ``--resolution`` applied; every change to the stages is announced.
+
+    Raises:
+        ConfigError: a bad ``--epochs`` value (see :mod:`keras_mammo.training.schedule`).
+    """
+    import dataclasses
+
+    from keras_mammo.config import validate
+    from keras_mammo.training.schedule import describe_stages, parse_epochs, scale_stages
+
+    counts = parse_epochs(epochs) if epochs is not None else None
+    t = cfg.train
+    if resolution is not None:
+        if counts is not None and len(counts) != 1:
+            raise click.UsageError("--resolution trains one stage: give --epochs as one number")
+        if t.stages:
+            note(f"--resolution {resolution}: one fixed-resolution stage instead of the config's stages "
+                 f"({describe_stages(t.stages)})", quiet)
+        t = dataclasses.replace(t, stages=[], resolution=resolution,
+                                epochs=counts[0] if counts else (sum(s.epochs for s in t.stages) or t.epochs))
+    elif counts is not None:
+        if t.stages:
+            new = scale_stages(t.stages, counts)
+            how = f"scaled to {counts[0]} epochs in total" if len(counts) == 1 and len(t.stages) > 1 else "set"
+            note(f"--epochs {epochs}: stages {describe_stages(t.stages)} → {describe_stages(new)} ({how})", quiet)
+            t = dataclasses.replace(t, stages=new)
+        else:
+            if len(counts) != 1:
+                raise click.UsageError(f"--epochs {epochs}: this config has one fixed resolution; give one number")
+            t = dataclasses.replace(t, epochs=counts[0])
+    if t is cfg.train:
+        return cfg
+    cfg = dataclasses.replace(cfg, train=t)
+    validate(cfg)
+    return cfg
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a job scheduler, ``kill``) stops training like Ctrl-C, so run.json records it."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("terminated by SIGTERM")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

@@ -43,6 +43,7 @@ from keras_mammo.models.registry import DataInfo, build_model
 from keras_mammo.training.callbacks import RunMonitor, truncate_csv
 from keras_mammo.training.checkpoint import latest_checkpoint, restore_checkpoint
 from keras_mammo.training.gan import GAN
+from keras_mammo.training.progress import RunProgress, record_run_end
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
 #: Keys that may differ when a run is resumed (they extend or observe it, not change it).
@@ -144,7 +145,10 @@ def _prepare_data(cfg: Config, run_dir: Path, progress: bool) -> list[dict]:
         from keras_mammo.data.prepare import prepare_dataset
 
         print(f"no prepared dataset at {prepared}: preprocessing first", flush=True)
-        prepare_dataset(cfg.data, prepared, progress=progress)
+        summary = prepare_dataset(cfg.data, prepared, progress=progress)
+        print(f"kept {summary['kept']} of {summary['files']} films → {prepared}"
+              + "".join(f"\n  rejected {n}: {reason}" for reason, n in summary["rejected_by_reason"].items())
+              + f"\nmanifest: {prepared}/manifest.jsonl", flush=True)
     rows = kept_rows(prepared)
     manifest = run_dir / "dataset_manifest.jsonl"
     if manifest.is_file():
@@ -155,6 +159,29 @@ def _prepare_data(cfg: Config, run_dir: Path, progress: bool) -> list[dict]:
     else:
         write_text_atomic(manifest, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
+
+
+def _check_stage_progress(run_dir: Path, schedule, completed: int, stage_index: int) -> None:
+    """Refuse a schedule that would send a resumed run back to a stage it has already left.
+
+    Happens when a run shortened with ``--epochs`` (say 2 + 4 epochs, now at 128 px) is
+    continued with longer stages (200 + 400): epoch 6 would fall in the 64-px stage again.
+
+    Raises:
+        ConfigError: naming the run directory and what to do instead.
+    """
+    total = 0
+    for i, st in enumerate(schedule):
+        total += st.epochs
+        if completed < total:
+            break
+    else:
+        return   # nothing left to train
+    if i < stage_index:
+        raise ConfigError(f"run_dir: {run_dir} has finished {completed} epochs and reached stage {stage_index + 1} "
+                          f"({schedule[stage_index].resolution} px); with these stages' epochs epoch {completed + 1} "
+                          f"would fall back into stage {i + 1} ({schedule[i].resolution} px). Continue it with "
+                          f"--epochs giving at least {completed + 1} epochs in total, or train into a new --run")
 
 
 def train(cfg: Config, progress: bool = True) -> Path:
@@ -200,6 +227,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
             print(f"resuming {run_dir} from {ckpt.name} (epoch {state['epoch']}, step {int(model.step.numpy())})",
                   flush=True)
         completed = int(state["epoch"])
+        _check_stage_progress(run_dir, schedule, completed, int(state.get("stage_index") or 0))
         for name in ("losses_steps.csv", "losses_epochs.csv"):
             truncate_csv(run_dir / name, completed)
         ends, total = [], 0
@@ -209,6 +237,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
         fixed_latents = GAN.fixed_latents(t.sample_count, cfg.model.latent_dim, cfg.seed)
         status = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "model": cfg.model.name}
         write_json_atomic(run_dir / "run.json", status)
+        run_progress = RunProgress(schedule, completed) if progress else None
         for i, st in enumerate(schedule):
             if completed >= ends[i]:
                 continue
@@ -229,12 +258,16 @@ def train(cfg: Config, progress: bool = True) -> Path:
                                  t.sample_every, t.keep_checkpoints, fixed_latents,
                                  fixed_batch(stage, t.sample_count), state_fn, t.tensorboard, progress)
             model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
-                      callbacks=[monitor], verbose=0, shuffle=False)
+                      callbacks=[monitor, *([run_progress.for_stage(i, steps)] if run_progress else [])],
+                      verbose=0, shuffle=False)
             completed = ends[i]
             state = state_fn(completed)
         status.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), epochs=completed,
                       step=int(model.step.numpy()))
         write_json_atomic(run_dir / "run.json", status)
+    except BaseException as exc:   # Ctrl-C, SIGTERM (as SystemExit) or an error: run.json says so
+        record_run_end(run_dir / "run.json", exc)
+        raise
     finally:
         keras.mixed_precision.set_global_policy(policy)
     return run_dir
