@@ -26,26 +26,131 @@ _NOISE = re.compile("|".join([
 #: Printed on a machine without any CUDA driver; the cuInit failure that follows is then expected.
 _NO_DRIVER = re.compile(r"Could not find cuda drivers on your machine|cuda_dso_loader.*libcuda\.so")
 _CUINIT = re.compile(r"failed call to cuInit")
+#: Grappler's remapper gives up on a graph it cannot fuse and logs it as an error; the graph
+#: simply runs unfused (TensorFlow 2.21, LeakyReLU gradients), nothing is wrong.
+_RUNTIME_NOISE = re.compile(r"meta_optimizer\.cc:\d+\] remapper failed")
+#: Start of a TensorFlow/absl C++ log record: ``E0000 00:00:1795924318.234778    6766 file.cc:52] ...``.
+_RECORD = re.compile(rb"[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [^ \]]+:\d+\] |WARNING: All log messages before absl")
+
+
+class StartupLineFilter:
+    """Decides, line by line, which of TensorFlow's C++ log lines are shown.
+
+    Drops the known informational lines (:data:`_NOISE`), Grappler's benign "remapper
+    failed" (:data:`_RUNTIME_NOISE`), and the "no CUDA driver" line together with the
+    ``failed call to cuInit`` error it causes — but keeps a cuInit failure on a machine that
+    has a driver (a real GPU problem), and every other line.
+    """
+
+    def __init__(self):
+        self.no_driver = False
+
+    def keep(self, line: str) -> bool:
+        if _NO_DRIVER.search(line):
+            self.no_driver = True
+            return False
+        if _NOISE.search(line) or _RUNTIME_NOISE.search(line):
+            return False
+        return not (self.no_driver and _CUINIT.search(line))
 
 
 def filter_startup_lines(text: str) -> str:
-    """The lines of TensorFlow's start-up output that are worth showing.
-
-    Drops the known informational lines (:data:`_NOISE`), and the "no CUDA driver" line
-    together with the ``failed call to cuInit`` error it causes — but keeps a cuInit failure
-    on a machine that has a driver (a real GPU problem), and every other line.
-
-    Args:
-        text: what the native libraries wrote to stderr while TensorFlow was imported.
+    """The lines of ``text`` (what TensorFlow wrote to stderr) that :class:`StartupLineFilter` keeps.
 
     Returns:
-        The remaining lines, newline-terminated, or ``""``.
+        The kept, non-blank lines, newline-terminated, or ``""``.
     """
+    f = StartupLineFilter()
     lines = text.splitlines()
-    no_driver = any(_NO_DRIVER.search(x) for x in lines)
-    kept = [x for x in lines if x.strip() and not _NOISE.search(x) and not _NO_DRIVER.search(x)
-            and not (no_driver and _CUINIT.search(x))]
-    return "".join(x + "\n" for x in kept)
+    if any(_NO_DRIVER.search(x) for x in lines):
+        f.no_driver = True
+    return "".join(x + "\n" for x in lines if x.strip() and f.keep(x))
+
+
+def _filter_chunk(line: bytes, f: StartupLineFilter) -> bytes:
+    """One stderr line (maybe a progress bar followed by a log record): the record dropped if noise."""
+    m = _RECORD.search(line)
+    if m is None or f.keep(line[m.start():].decode("utf-8", "replace")):
+        return line
+    return line[:m.start()]
+
+
+def _filter_loop(read_fd: int, write_fd: int) -> None:
+    """Copy ``read_fd`` to ``write_fd`` until EOF, dropping the log records the filter rejects.
+
+    Text without a log record is passed on at once (progress bars update in place); a
+    record is held until its line is complete.
+    """
+    f = StartupLineFilter()
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(read_fd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        out = b""
+        for x in lines:
+            y = _filter_chunk(x, f)
+            out += x + b"\n" if y == x else y   # a dropped record takes its newline with it
+        if buf and not _RECORD.search(buf):
+            out, buf = out + buf, b""
+        if out:
+            os.write(write_fd, out)
+    if buf:
+        os.write(write_fd, _filter_chunk(buf, f))
+
+
+def filter_stderr() -> None:
+    """Route this process's stderr (fd 2) through a small forked filter process.
+
+    TensorFlow's C++ runtime writes straight to fd 2, so its benign start-up and Grappler
+    lines cannot be silenced from Python; the filter (:class:`StartupLineFilter`) drops
+    those and passes everything else, Python tracebacks and C++ errors included. Being a
+    separate process, it still writes out a fatal message when this process aborts.
+    Call it once, early, with no threads running (before TensorFlow is imported); POSIX
+    only. ``KERAS_MAMMO_RAW_STDERR=1`` turns it off.
+    """
+    if os.name != "posix" or os.environ.get("KERAS_MAMMO_RAW_STDERR") or "tensorflow" in sys.modules:
+        return
+    import atexit
+    import signal
+
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the filter: ignores Ctrl-C (the parent handles it), ends when the parent's stderr closes
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.close(write_fd)
+            for fd in (0, 1):
+                os.close(fd)
+            _filter_loop(read_fd, 2)
+        finally:
+            os._exit(0)
+    os.close(read_fd)
+    saved = os.dup(2)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def restore():
+        import time
+
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)   # closes the pipe's last write end here: the filter drains and exits
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.01)
+
+    atexit.register(restore)
 
 
 class _QuietLoader:

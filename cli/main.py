@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import click
 
-from cli.common import quiet_tensorflow
+from cli.common import filter_stderr, quiet_tensorflow
 
 quiet_tensorflow()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    def main(self, args=None, *rest, **kwargs):
+        if args is None:   # the real program (arguments from sys.argv), not a test's CliRunner
+            filter_stderr()
+        return super().main(args, *rest, **kwargs)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="keras-mammo")
 def main():
     """keras-mammo: synthetic mammograms with TensorFlow/Keras GANs.

@@ -86,7 +86,10 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size,
     training with the last good checkpoint kept.
     """
     from keras_mammo.config import load_config
+    from keras_mammo.training.schedule import parse_epochs
 
+    if epochs is not None:
+        parse_epochs(epochs)   # a bad value answers before the config is loaded
     overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared,
                  "train.batch_size": batch_size, "seed": seed, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)

@@ -1,0 +1,253 @@
+"""The command line at the edge: fast help without TensorFlow, no start-up noise, explicit
+``--epochs`` on progressive configs, a run-wide ETA, run.json end states, consistent flags."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VERBS = ["preprocess", "train", "generate", "export", "evaluate", "patches", "utility", "weights"]
+#: what TensorFlow/absl/CUDA print at start-up on a machine without a GPU
+NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cuda drivers|cuInit|cudart_stub|port\.cc|"
+                   r"^[IWE]\d{4} ", re.M)
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _python(code: str, cwd=REPO, timeout=300):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_and_user_errors_do_not_import_tensorflow(tmp_path):
+    """Every verb's --help, a config error and a path error answer without importing TensorFlow."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: many}\n")
+    calls = [[v, "--help"] for v in VERBS] + [
+        ["--help"], ["train", "--config", str(bad)], ["train", "--config", str(tmp_path / "missing.yaml")],
+        ["train", "--config", "quickstart", "--epochs", "0"], ["generate", "--run", str(tmp_path / "nope"),
+                                                               "--out", str(tmp_path / "o")]]
+    proc = _python(f"""
+        import sys, time
+        from cli.main import main
+        out = []
+        for args in {calls!r}:
+            t = time.perf_counter()
+            try:
+                main(args=args, prog_name="keras-mammo")
+            except SystemExit as exc:
+                code = exc.code
+            out.append((args[0], code, round(time.perf_counter() - t, 3)))
+        print(out)
+        print("IMPORTED:", sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+    """)
+    assert "IMPORTED: []" in proc.stdout, proc.stdout + proc.stderr
+    results = eval(proc.stdout.splitlines()[-2])
+    assert [c for _, c, _ in results[:len(VERBS) + 1]] == [0] * (len(VERBS) + 1)
+    assert all(c != 0 for _, c, _ in results[len(VERBS) + 1:]), results
+    assert "train.epochs" in proc.stderr and "missing.yaml: file not found" in proc.stderr
+    assert "--epochs: '0'" in proc.stderr and "does not exist" in proc.stderr
+    assert not NOISE.search(proc.stderr)
+
+
+def test_train_help_lists_every_registered_model_without_importing_it():
+    from cli.train import registered_model_summaries
+    from keras_mammo.models.registry import model_summaries
+
+    assert registered_model_summaries() == model_summaries()
+
+
+def test_startup_filter_keeps_real_errors():
+    from cli.common import filter_startup_lines
+
+    cpu_only = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                "I0000 00:00:1.1 1 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+                "I0000 00:00:1.2 1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not "
+                "be used.\n"
+                "E0000 00:00:1.3 1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: (303)\n"
+                "E0000 00:00:1.4 1 some_kernel.cc:9] a real problem\n")
+    assert filter_startup_lines(cpu_only) == "E0000 00:00:1.4 1 some_kernel.cc:9] a real problem\n"
+    # with a driver present, a cuInit failure is a real GPU problem and stays visible
+    gpu = "E0000 00:00:1.3 1 cuda_platform.cc:52] failed call to cuInit: CUDA_ERROR_NO_DEVICE\n"
+    assert filter_startup_lines(gpu) == gpu
+
+
+@pytest.mark.parametrize("stages, epochs, expected, fades", [
+    ([(64, 200, 0), (128, 400, 20000)], [6], [2, 4], [0, 200]),
+    ([(32, 20, 0), (64, 20, 800)], [5], [3, 2], [0, 80]),
+    ([(32, 20, 0), (64, 20, 800)], [2, 7], [2, 7], [0, 280]),
+    ([(32, 1, 0), (64, 99, 0), (128, 100, 0)], [4], [1, 1, 2], [0, 0, 0]),
+])
+def test_epochs_scale_every_stage(stages, epochs, expected, fades):
+    from keras_mammo.config import StageConfig
+    from keras_mammo.training.schedule import scale_stages
+
+    out = scale_stages([StageConfig(r, e, f) for r, e, f in stages], epochs)
+    assert [s.epochs for s in out] == expected
+    assert [s.resolution for s in out] == [r for r, _, _ in stages]
+    assert [s.fade_in_images for s in out] == fades
+
+
+def test_epochs_errors_name_the_option():
+    from keras_mammo.config import StageConfig
+    from keras_mammo.errors import ConfigError
+    from keras_mammo.training.schedule import parse_epochs, scale_stages
+
+    two = [StageConfig(64, 10, 0), StageConfig(128, 10, 100)]
+    with pytest.raises(ConfigError, match="fewer than the config's 2 stages"):
+        scale_stages(two, [1])
+    with pytest.raises(ConfigError, match="3 numbers for 2 stages"):
+        scale_stages(two, [1, 2, 3])
+    for bad in ("0", "x", "2,-1", ""):
+        with pytest.raises(ConfigError, match="--epochs"):
+            parse_epochs(bad)
+
+
+def test_cli_epochs_keeps_stages_and_says_so(capsys):
+    from cli.train import apply_schedule_options
+    from keras_mammo.config import load_config
+
+    cfg = apply_schedule_options(load_config("mias"), "6", None)
+    assert [(s.resolution, s.epochs) for s in cfg.train.stages] == [(64, 2), (128, 4)]
+    err = capsys.readouterr().err
+    assert "64 px × 200 + 128 px × 400" in err and "64 px × 2 + 128 px × 4" in err
+    fixed = apply_schedule_options(load_config("mias"), "3", 64)
+    assert fixed.train.stages == [] and fixed.train.schedule()[0].epochs == 3
+    assert "instead of the config's stages" in capsys.readouterr().err
+
+
+def test_resume_never_falls_back_to_an_earlier_stage():
+    from keras_mammo.config import StageConfig
+    from keras_mammo.errors import ConfigError
+    from keras_mammo.training.run import _check_stage_progress
+
+    short = [StageConfig(64, 2, 0), StageConfig(128, 4, 200)]
+    full = [StageConfig(64, 200, 0), StageConfig(128, 400, 20000)]
+    with pytest.raises(ConfigError, match="fall back into stage 1"):
+        _check_stage_progress(Path("runs/x"), full, 6, 1)
+    _check_stage_progress(Path("runs/x"), short, 3, 1)                               # same schedule, mid-run
+    _check_stage_progress(Path("runs/x"), [StageConfig(64, 2, 0), StageConfig(128, 40, 0)], 6, 1)  # longer last
+    _check_stage_progress(Path("runs/x"), full, 1, 0)
+
+
+def test_run_progress_eta_across_stages():
+    from keras_mammo.config import StageConfig
+    from keras_mammo.training.progress import RunProgress
+
+    now = [0.0]
+    lines = []
+    p = RunProgress([StageConfig(32, 3, 0), StageConfig(64, 2, 0)], completed=0, write=lines.append,
+                    clock=lambda: now[0])
+    for sec in (10.0, 4.0, 4.0):           # the first epoch includes tracing
+        now[0] += sec
+        p.epoch_done(0, sec)
+    # stage 1 not reached: 4 s × (64/32)² = 16 s per epoch, 2 epochs left
+    assert p.eta() == (32.0, True)
+    assert lines[-1] == "run: 3/5 epochs (stage 1/2, 32 px) · elapsed 0:00:18 · ETA 0:00:32 (estimated)"
+    now[0] += 20.0
+    p.epoch_done(1, 20.0)
+    assert p.eta() == (20.0, False)
+    resumed = RunProgress([StageConfig(32, 3, 0), StageConfig(64, 2, 0)], completed=4, write=lines.append)
+    resumed.epoch_done(1, 7.0)
+    assert resumed.eta() == (0.0, False) and lines[-1].startswith("run: 5/5 epochs")
+
+
+def test_run_json_records_interrupt_and_failure(tmp_path):
+    from keras_mammo.training.progress import record_run_end
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"status": "running", "started": "2026-01-01T00:00:00", "model": "thesis"}))
+    s = record_run_end(path, KeyboardInterrupt())
+    assert s["status"] == "interrupted" and s["reason"] == "KeyboardInterrupt (Ctrl-C)"
+    assert json.loads(path.read_text())["started"] == "2026-01-01T00:00:00"
+    s = record_run_end(path, KeyboardInterrupt("terminated by SIGTERM"))
+    assert s["reason"] == "terminated by SIGTERM"
+    s = record_run_end(path, ValueError("bad pixels"))
+    assert s["status"] == "failed" and s["reason"] == "ValueError: bad pixels"
+
+
+def test_train_end_to_end_is_quiet_and_honest(mias_dir, tmp_path):
+    """A real (tiny) progressive run through the CLI: no start-up noise on stderr, the
+    preprocessing summary, the --epochs note, the run-wide ETA, and run.json."""
+    films = tmp_path / "films"
+    films.mkdir()
+    for i in range(1, 7):
+        (films / f"mdb{i:03d}.png").write_bytes((Path(mias_dir) / f"mdb{i:03d}.png").read_bytes())
+    cfg = {"seed": 1, "run_dir": "runs/tiny",
+           "data": {"dataset": "folder", "path": str(films), "prepared": "prepared/tiny", "size": 32, "workers": 1},
+           "model": {"name": "thesis", "params": {"base_channels": 64, "g_channels": [32, 32, 16],
+                                                  "d_channels": [64, 32, 16]}},
+           "train": {"stages": [{"resolution": 16, "epochs": 4}, {"resolution": 32, "epochs": 6,
+                                                                  "fade_in_images": 24}],
+                     "batch_size": 4, "steps_per_epoch": 2, "sample_count": 4, "tensorboard": False}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "train", "--config", "tiny.yaml", "--epochs", "3"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not NOISE.search(proc.stderr), proc.stderr
+    out = proc.stdout
+    assert re.search(r"kept \d of 6 films → prepared/tiny", out), out
+    assert "16 px × 1 + 32 px × 2 (fade-in 8 images) epochs" in proc.stderr
+    assert re.search(r"run: 3/3 epochs \(stage 2/2, 32 px\) · elapsed \d:\d\d:\d\d · ETA 0:00:00", out), out
+    saved = yaml.safe_load((tmp_path / "runs/tiny/config.yaml").read_text())
+    assert [s["epochs"] for s in saved["train"]["stages"]] == [1, 2]
+    status = json.loads((tmp_path / "runs/tiny/run.json").read_text())
+    assert status["status"] == "finished" and status["epochs"] == 3
+
+
+def test_stderr_filter_process_passes_everything_but_noise():
+    """The forked stderr filter: progress text passes at once, noise records vanish, errors stay."""
+    import threading
+
+    from cli.common import _filter_loop
+
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    t = threading.Thread(target=_filter_loop, args=(r_in, w_out))
+    t.start()
+    os.write(w_in, b"\r16px epoch 1/4:   0%|  | 0/2")
+    os.write(w_in, b"E0000 00:00:1795924606.3 10891 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT\n")
+    os.write(w_in, b"I0000 00:00:1.2 1 cudart_stub.cc:31] Could not find cuda drivers on your machine\n"
+                   b"E0000 00:00:1.3 1 cuda_platform.cc:52] failed call to cuInit: (303)\n"
+                   b"Traceback (most recent call last):\nE0000 00:00:1.4 1 kernel.cc:9] a real problem\ntail")
+    os.close(w_in)
+    t.join(10)
+    os.close(w_out)
+    with os.fdopen(r_out, "rb") as fh:
+        out = fh.read()
+    os.close(r_in)
+    assert out == (b"\r16px epoch 1/4:   0%|  | 0/2Traceback (most recent call last):\n"
+                   b"E0000 00:00:1.4 1 kernel.cc:9] a real problem\ntail")
+
+
+def test_interrupted_training_says_so_in_run_json(mias_prepared, tmp_path, monkeypatch):
+    from keras_mammo.config import load_config
+    from keras_mammo.training import progress
+    from keras_mammo.training.run import train
+
+    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "data.prepared": str(mias_prepared),
+                             "model.params": {"base_channels": 64, "g_channels": [32, 32, 16],
+                                              "d_channels": [64, 32, 16]},
+                             "train.resolution": 16, "train.epochs": 3, "train.batch_size": 4,
+                             "train.steps_per_epoch": 1, "train.sample_count": 4, "train.tensorboard": False})
+
+    def stop(self, stage_index, seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.RunProgress, "epoch_done", stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=True)
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert status["status"] == "interrupted" and status["reason"] == "KeyboardInterrupt (Ctrl-C)"
