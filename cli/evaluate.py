@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import user_errors
+from cli.common import merge_renamed, note, quiet_option, renamed_option, user_errors
 
 
 def _run_real_dir(run_dir: Path) -> Path:
@@ -32,10 +32,11 @@ def _run_real_dir(run_dir: Path) -> Path:
               help="Folder of synthetic images (e.g. `keras-mammo generate --out` output).")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Training run: generates -n images unless --synthetic is given; its losses are summarized.")
-@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
+@click.option("--saved-model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="SavedModel directory to generate -n images from (needs --real).")
+@renamed_option("--model", "--saved-model", "model_path", type=click.Path(exists=True, file_okay=False))
 @click.option("-n", "--count", type=click.IntRange(min=2), default=None,
-              help="Images to generate with --run/--model (default: as many as real images).")
+              help="Images to generate with --run/--saved-model (default: as many as real images).")
 @click.option("--checkpoint", default=None, help="Checkpoint epoch number or path (--run only).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the latent vectors, the real halves and KID's subsets.")
@@ -57,38 +58,41 @@ def _run_real_dir(run_dir: Path) -> Path:
                    "against the conditioning masks (Dice, Tripathi et al.).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Inception batch size.")
+@quiet_option
 @user_errors
-def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, seed, out_dir, size, splits,
-             kid_subsets, copy_threshold, report_format, cache, segmenter_run, batch_size):
+def evaluate(real_dir, synthetic_dir, run_dir, model_path, model_path_old, count, checkpoint, seed, out_dir, size,
+             splits, kid_subsets, copy_threshold, report_format, cache, segmenter_run, batch_size, quiet):
     """Evaluate synthetic mammograms against real ones and write a report.
 
     \b
     Examples:
       keras-mammo evaluate --real prepared/quickstart --synthetic samples/
       keras-mammo evaluate --run runs/quickstart -n 200
-      keras-mammo evaluate --model saved_models/quickstart --real prepared/quickstart -n 200
+      keras-mammo evaluate --saved-model saved_models/quickstart --real prepared/quickstart -n 200
 
     Writes metrics.json (every number with its N and real-vs-real floor) and report.md
     (or .html) with figures. FID needs ≥ 2 images per side and is biased below ~2,000;
     read it beside its floor and prefer KID at these sizes.
     """
+    model_path = merge_renamed(model_path, model_path_old, "--saved-model")
+    if synthetic_dir is None and not (run_dir or model_path):
+        raise click.UsageError("give --synthetic DIR, or --run DIR / --saved-model PATH to generate images")
+    if run_dir and model_path:
+        raise click.UsageError("give at most one of --run and --saved-model")
+    if synthetic_dir is not None and model_path:
+        raise click.UsageError("--saved-model generates the synthetic images; do not combine it with --synthetic")
+    if count is not None and synthetic_dir is not None:
+        raise click.UsageError("-n sets how many images --run/--saved-model generate; it does not apply to "
+                               "--synthetic")
     from keras_mammo.metrics.evaluate import evaluate as run_evaluation
     from keras_mammo.metrics.imagesets import count_images, image_set_from_array, load_image_set, peek_size
     from keras_mammo.metrics.memorization import COPY_RATIO
 
-    if synthetic_dir is None and not (run_dir or model_path):
-        raise click.UsageError("give --synthetic DIR, or --run DIR / --model PATH to generate images")
-    if run_dir and model_path:
-        raise click.UsageError("give at most one of --run and --model")
-    if synthetic_dir is not None and model_path:
-        raise click.UsageError("--model generates the synthetic images; do not combine it with --synthetic")
-    if count is not None and synthetic_dir is not None:
-        raise click.UsageError("-n sets how many images --run/--model generate; it does not apply to --synthetic")
     if real_dir is None:
         if not run_dir:
             raise click.UsageError("--real DIR is required (it defaults to the run's prepared dataset only with --run)")
         real_dir = _run_real_dir(Path(run_dir))
-        click.echo(f"real images: {real_dir} (from {run_dir}/config.yaml)")
+        note(f"real images: {real_dir} (from {run_dir}/config.yaml)", quiet)
     from keras_mammo.metrics.inception import FIDWeightsError, fid_weights_status
 
     ready, reason = fid_weights_status()
@@ -99,13 +103,13 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, se
     extra = {}
     if synthetic_dir is not None:
         size = size or peek_size(synthetic_dir)
-        synthetic = load_image_set(synthetic_dir, size=size, name="synthetic", progress=True)
+        synthetic = load_image_set(synthetic_dir, size=size, name="synthetic", progress=not quiet)
     else:
         from keras_mammo.generate import generate_images
 
         n = count or count_images(real_dir)
         source = run_dir or model_path
-        click.echo(f"generating {n} images from {source} (seed {seed})")
+        note(f"generating {n} images from {source} (seed {seed})", quiet)
         images = generate_images(source, n, seed=seed, checkpoint=checkpoint)
         size = size or int(images.shape[1])
         synthetic = image_set_from_array(images, "synthetic", size=size,
@@ -118,7 +122,7 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, count, checkpoint, se
                                 kid_subsets=kid_subsets,
                                 copy_threshold=COPY_RATIO if copy_threshold is None else copy_threshold,
                                 cache_dir=None if cache else False, run_dir=run_dir, batch_size=batch_size,
-                                progress=True, report_format=report_format, extra=extra)
+                                progress=not quiet, report_format=report_format, extra=extra)
     _echo_summary(result)
     if run_dir is not None:
         _model_specific(Path(run_dir), segmenter_run, seed, out, result)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import user_errors
+from cli.common import note, quiet_option, user_errors
 
 
 @click.command()
@@ -14,9 +14,15 @@ from cli.common import user_errors
               help="Model base path for TF Serving (default: the run's export.dir, saved_models).")
 @click.option("--name", default=None, help="Model name (default: the run's export.name).")
 @click.option("--version", type=int, default=None, help="Version number (default: next free).")
+@quiet_option
 @user_errors
-def export(run_dir, checkpoint, out_dir, name, version):
+def export(run_dir, checkpoint, out_dir, name, version, quiet):
     """Export the generator as a TF-Serving SavedModel: <out>/<name>/<version>/.
+
+    \b
+    Examples:
+      keras-mammo export --run runs/quickstart                 # saved_models/quickstart/<next>/
+      keras-mammo export --run runs/mias --checkpoint 40 --name mias-e40 --version 1
 
     \b
     Signatures (unconditional models):
@@ -28,4 +34,4 @@ def export(run_dir, checkpoint, out_dir, name, version):
 
     path = export_model(run_dir, out_dir, name, version, checkpoint)
     click.echo(f"SavedModel: {path}")
-    click.echo(f"serve: tensorflow_model_server --model_name={path.parent.name} --model_base_path={path.parent.resolve()}")
+    note(f"serve: tensorflow_model_server --model_name={path.parent.name} --model_base_path={path.parent.resolve()}", quiet)

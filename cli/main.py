@@ -25,10 +25,17 @@ def main():
 
     \b
     Typical workflow:
-      keras-mammo preprocess --config configs/quickstart.yaml
-      keras-mammo train      --config configs/quickstart.yaml
-      keras-mammo generate   --run runs/quickstart -n 16 --out samples/
+      keras-mammo preprocess --config quickstart
+      keras-mammo train      --config quickstart
+      keras-mammo generate   --run runs/quickstart -n 16 --out synthetic/
+      keras-mammo evaluate   --run runs/quickstart -n 64
       keras-mammo export     --run runs/quickstart
+
+    \b
+    Conventions: --run DIR is a training run, --model NAME a registered model,
+    --saved-model DIR a SavedModel folder, --config a YAML file or a bundled name,
+    --quiet leaves only results, warnings and errors. `keras-mammo VERB --help` shows
+    examples.
     """
 
 

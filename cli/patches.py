@@ -34,7 +34,7 @@ from cli.common import user_errors
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the non-tumour positions and the split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N films (quick trials).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing patch set in --out.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes; only results, warnings and errors.")
 @user_errors
 def patches(input_path, dataset, csv_files, out_dir, size, crop_size, crop, normals_per_film, normal_source, min_tissue,
             source_scale, test_fraction, seed, limit, overwrite, quiet):
@@ -46,6 +46,11 @@ def patches(input_path, dataset, csv_files, out_dir, size, crop_size, crop, norm
     and test. Writes images/*.png (16-bit), manifest.jsonl (source film, patient, class,
     severity, crop box, split), patches.json, and generator_train/: the training split's
     tumour patches, the only set a generator for `keras-mammo utility` may be trained on.
+
+    \b
+    Examples:
+      keras-mammo patches --input /data/mini-mias --out patches/mias
+      keras-mammo patches --out patches/mias-64 --size 64 --crop-size 128 --limit 40
     """
     import shutil
     from itertools import islice

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import parse_sets, user_errors
+from cli.common import note, parse_sets, quiet_option, user_errors
 
 
 @click.command()
@@ -18,7 +18,7 @@ from cli.common import parse_sets, user_errors
               help="CBIS-DDSM case-description CSV (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Prepared-dataset directory (default: data.prepared).")
-@click.option("--size", type=int, default=None, help="Output side in pixels, a power of two (default 256).")
+@click.option("--size", type=int, default=None, help="Output side in pixels, a power of two (default: the config's data.size; 256 without a config).")
 @click.option("--min-shape-score", type=float, default=None, help="Shape-score keep threshold in [0, 1] (0.75).")
 @click.option("--laterality", type=click.Choice(["any", "L", "R"]), default=None, help="Keep one side only.")
 @click.option("--view", "views", multiple=True, help="Keep only these views (CC, MLO; repeatable).")
@@ -27,10 +27,17 @@ from cli.common import parse_sets, user_errors
 @click.option("--limit", type=int, default=None, help="Only the first N films (quick trials).")
 @click.option("--overwrite", is_flag=True, help="Replace a prepared dataset made with other settings.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config key (data.size=128).")
+@quiet_option
 @user_errors
 def preprocess(config_path, dataset, input_path, csv_files, out_dir, size, min_shape_score, laterality, views,
-               labels, workers, limit, overwrite, sets):
+               labels, workers, limit, overwrite, sets, quiet):
     """Prepare mammograms for training (Rahali 2025, §3.2.1).
+
+    \b
+    Examples:
+      keras-mammo preprocess --config quickstart
+      keras-mammo preprocess --config mias --input /data/mini-mias
+      keras-mammo preprocess --dataset folder --input /data/pacs --size 128 --out prepared/pacs
 
     Breast extraction, shape-score filtering, orientation standardization, crop/pad and
     area resize. Writes PNGs, masks, manifest.jsonl/.csv (every input file with kept or
@@ -45,7 +52,7 @@ def preprocess(config_path, dataset, input_path, csv_files, out_dir, size, min_s
                  "data.views": list(views) or None, "data.labels": list(labels) or None, "data.workers": workers,
                  "data.prepared": out_dir, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)
-    summary = prepare_dataset(cfg.data, overwrite=overwrite, limit=limit)
+    summary = prepare_dataset(cfg.data, overwrite=overwrite, limit=limit, progress=not quiet)
     out = cfg.data.prepared
     if summary.get("reused"):
         click.echo(f"{out} is up to date ({summary['kept']} of {summary['files']} films kept)")
@@ -53,4 +60,4 @@ def preprocess(config_path, dataset, input_path, csv_files, out_dir, size, min_s
     click.echo(f"kept {summary['kept']} of {summary['files']} films → {out}")
     for reason, n in summary["rejected_by_reason"].items():
         click.echo(f"  rejected {n}: {reason}")
-    click.echo(f"manifest: {out}/manifest.jsonl, preview: {out}/preview.png")
+    note(f"manifest: {out}/manifest.jsonl, preview: {out}/preview.png", quiet)

@@ -66,7 +66,7 @@ def _seeds(text: str | None, repeats: int) -> list[int]:
               help="Feature cache folder (default: <patches>/feature_cache).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached features.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Backbone batch.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes; only results, warnings and errors.")
 @user_errors
 def utility(patch_dir, out_dir, generated_dir, generator, generator_run, train_run, gan_config, gan_sets,
             n_generated, generator_seed, checkpoint, backbone, weights, seeds, repeats, augment, replace_fraction,
@@ -84,6 +84,12 @@ def utility(patch_dir, out_dir, generated_dir, generator, generator_run, train_r
     and the paired difference to real-only. Generated patches come from --generated,
     --generator or --train-generator; a generator whose training data holds a test-split
     patient is refused.
+
+    \b
+    Examples:
+      keras-mammo utility --patches patches/mias --generator runs/patch-gan
+      keras-mammo utility --patches patches/mias --train-generator runs/patch-gan --gan-config dcgan
+      keras-mammo utility --patches patches/mias --generated synthetic/ --generator-run runs/patch-gan
     """
     from keras_mammo.utility.generated import load_generated_dir, train_patch_generator
     from keras_mammo.utility.report import results_table

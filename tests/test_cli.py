@@ -251,3 +251,54 @@ def test_interrupted_training_says_so_in_run_json(mias_prepared, tmp_path, monke
         train(cfg, progress=True)
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     assert status["status"] == "interrupted" and status["reason"] == "KeyboardInterrupt (Ctrl-C)"
+
+
+def _leaf_commands():
+    import click
+
+    from cli.main import main
+
+    out = []
+    for name, cmd in main.commands.items():
+        if isinstance(cmd, click.Group):
+            out += [(f"{name} {sub}", c, cmd) for sub, c in cmd.commands.items()]
+        else:
+            out.append((name, cmd, None))
+    return out
+
+
+def test_every_verb_has_quiet_and_an_example():
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    runner = CliRunner()
+    for name, cmd, group in _leaf_commands():
+        assert "quiet" in [p.name for p in cmd.params], f"{name}: no --quiet"
+        text = runner.invoke(main, [*name.split(), "--help"]).output
+        group_text = runner.invoke(main, [name.split()[0], "--help"]).output if group else ""
+        assert "Examples:" in text + group_text and "keras-mammo " + name.split()[0] in text + group_text, name
+    # a run directory is --run everywhere; train keeps --run-dir as an alias
+    for name, cmd, _ in _leaf_commands():
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        assert "--run-dir" not in opts or "--run" in opts, name
+        if {"--model", "--saved-model"} & opts and name != "train":
+            model = next(p for p in cmd.params if "--model" in p.opts)
+            assert model.hidden, f"{name}: --model must mean a registered model name or be a hidden alias"
+
+
+def test_old_spellings_still_work_and_say_what_to_use(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["generate", "--model", str(tmp_path), "--run", str(tmp_path), "--out", "x"])
+    assert res.exit_code == 2 and "--model is now --saved-model" in res.output
+    assert "give exactly one of --run or --saved-model" in res.output
+    res = runner.invoke(main, ["evaluate", "--model", str(tmp_path), "--saved-model", str(tmp_path)])
+    assert res.exit_code == 2 and "give --saved-model once" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {batch_size: x}\n")
+    res = runner.invoke(main, ["train", "--run-dir", str(tmp_path / "r"), "--config", str(bad)])
+    assert res.exit_code == 1 and "train.batch_size" in res.output
