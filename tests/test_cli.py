@@ -302,3 +302,39 @@ def test_old_spellings_still_work_and_say_what_to_use(tmp_path):
     bad.write_text("train: {batch_size: x}\n")
     res = runner.invoke(main, ["train", "--run-dir", str(tmp_path / "r"), "--config", str(bad)])
     assert res.exit_code == 1 and "train.batch_size" in res.output
+
+
+def test_wheel_ships_the_bundled_configs(tmp_path):
+    """The wheel `pip install .` builds holds keras_mammo/configs/*.yaml, and from another folder
+    `--config quickstart` resolves to the installed copy (built offline, without build isolation)."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for pkg in ("keras_mammo", "cli"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                           "-q", "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PIP_NO_INPUT": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wheel = next((tmp_path / "dist").glob("keras_mammo-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    bundled = {f"keras_mammo/configs/{p.name}" for p in (REPO / "keras_mammo" / "configs").glob("*.yaml")}
+    assert {"keras_mammo/configs/quickstart.yaml", "keras_mammo/configs/mias.yaml"} <= bundled
+    assert bundled <= names, sorted(bundled - names)
+    assert "cli/main.py" in names
+    # installed elsewhere (unpacked wheel on sys.path), run from an unrelated folder
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    code = ("import keras_mammo.config as c; p = c.resolve_config_path('quickstart'); "
+            "print(p); assert str(p).startswith(%r)" % str(site))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
