@@ -14,6 +14,7 @@ overwritten. The export is written to a temporary folder and renamed into place.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,6 +66,9 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
         setattr(module, f"sig_{key}", fn)
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes it 0700; TF Serving may run as another user
     try:
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         meta = {"model": cfg.model.name, "resolution": state.get("stage", {}).get("resolution"),

@@ -338,3 +338,33 @@ def test_wheel_ships_the_bundled_configs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _tiny_cfg(prepared, run_dir, **extra):
+    from keras_mammo.config import load_config
+
+    return load_config(None, {"run_dir": str(run_dir), "data.prepared": str(prepared),
+                              "model.params": {"base_channels": 64, "g_channels": [32, 32, 16],
+                                               "d_channels": [64, 32, 16]},
+                              "train.resolution": 16, "train.epochs": 1, "train.batch_size": 4,
+                              "train.steps_per_epoch": 1, "train.sample_count": 4, "train.tensorboard": False,
+                              **extra})
+
+
+def test_savedmodel_honours_the_umask(mias_prepared, tmp_path):
+    """TF Serving often runs as another user: under umask 022 folders are 0755 and files 0644."""
+    import stat
+
+    from keras_mammo.export import export_model
+    from keras_mammo.training.run import train
+
+    run = train(_tiny_cfg(mias_prepared, tmp_path / "run"), progress=False)
+    old = os.umask(0o022)
+    try:
+        target = export_model(run, out_dir=tmp_path / "saved", name="m")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path): stat.S_IMODE(p.stat().st_mode) for p in [target, *target.rglob("*")]}
+    assert modes[target.relative_to(tmp_path)] == 0o755
+    assert all(m == (0o755 if (tmp_path / p).is_dir() else 0o644) for p, m in modes.items()), modes
+    assert any(p.name == "saved_model.pb" for p in modes)
