@@ -128,7 +128,7 @@ def test_cli_epochs_keeps_stages_and_says_so(capsys):
     assert "instead of the config's stages" in capsys.readouterr().err
 
 
-def test_resume_never_falls_back_to_an_earlier_stage():
+def test_resume_never_falls_back_to_an_earlier_stage(tmp_path):
     from keras_mammo.config import StageConfig
     from keras_mammo.errors import ConfigError
     from keras_mammo.training.run import _check_stage_progress
@@ -140,6 +140,12 @@ def test_resume_never_falls_back_to_an_earlier_stage():
     _check_stage_progress(Path("runs/x"), short, 3, 1)                               # same schedule, mid-run
     _check_stage_progress(Path("runs/x"), [StageConfig(64, 2, 0), StageConfig(128, 40, 0)], 6, 1)  # longer last
     _check_stage_progress(Path("runs/x"), full, 1, 0)
+    # the refused run keeps its config.yaml, and the message says how to continue it
+    previous = yaml.safe_dump({"train": {"stages": [{"resolution": 64, "epochs": 2}, {"resolution": 128, "epochs": 4}]}})
+    (tmp_path / "config.yaml").write_text("overwritten")
+    with pytest.raises(ConfigError, match=r"keeping the finished stages' epochs \(here --epochs 2,N\)"):
+        _check_stage_progress(tmp_path, full, 6, 1, previous)
+    assert (tmp_path / "config.yaml").read_text() == previous
 
 
 def test_run_progress_eta_across_stages():

@@ -161,14 +161,16 @@ def _prepare_data(cfg: Config, run_dir: Path, progress: bool) -> list[dict]:
     return rows
 
 
-def _check_stage_progress(run_dir: Path, schedule, completed: int, stage_index: int) -> None:
+def _check_stage_progress(run_dir: Path, schedule, completed: int, stage_index: int,
+                          previous_config: str | None = None) -> None:
     """Refuse a schedule that would send a resumed run back to a stage it has already left.
 
-    Happens when a run shortened with ``--epochs`` (say 2 + 4 epochs, now at 128 px) is
-    continued with longer stages (200 + 400): epoch 6 would fall in the 64-px stage again.
+    Happens when a run shortened with ``--epochs`` (say 1 + 1 epochs, now at 128 px) is
+    continued with longer stages (200 + 400): epoch 3 would fall in the 64-px stage again.
+    On refusal the run's previous ``config.yaml`` text is put back.
 
     Raises:
-        ConfigError: naming the run directory and what to do instead.
+        ConfigError: naming the run directory and the ``--epochs`` that would continue it.
     """
     total = 0
     for i, st in enumerate(schedule):
@@ -177,11 +179,19 @@ def _check_stage_progress(run_dir: Path, schedule, completed: int, stage_index: 
             break
     else:
         return   # nothing left to train
-    if i < stage_index:
-        raise ConfigError(f"run_dir: {run_dir} has finished {completed} epochs and reached stage {stage_index + 1} "
-                          f"({schedule[stage_index].resolution} px); with these stages' epochs epoch {completed + 1} "
-                          f"would fall back into stage {i + 1} ({schedule[i].resolution} px). Continue it with "
-                          f"--epochs giving at least {completed + 1} epochs in total, or train into a new --run")
+    if i >= stage_index:
+        return
+    hint = ""
+    if previous_config is not None:
+        write_text_atomic(run_dir / "config.yaml", previous_config)
+        old = yaml.safe_load(previous_config).get("train", {}).get("stages") or []
+        if len(old) == len(schedule) and stage_index < len(old):
+            kept = [str(s.get("epochs", 0)) for s in old[:stage_index]]
+            hint = f" (here --epochs {','.join(kept + ['N'] * (len(old) - stage_index))})"
+    raise ConfigError(f"run_dir: {run_dir} has finished {completed} epochs and reached stage {stage_index + 1} "
+                      f"({schedule[stage_index].resolution} px); with these stages' epochs epoch {completed + 1} "
+                      f"would fall back into stage {i + 1} ({schedule[i].resolution} px). Continue it by keeping "
+                      f"the finished stages' epochs{hint}, or train into a new --run")
 
 
 def train(cfg: Config, progress: bool = True) -> Path:
@@ -200,6 +210,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
         if diffs and ckpt is not None:
             raise ConfigError(f"run_dir: {run_dir} was started with a different configuration ({', '.join(diffs)}); "
                               f"choose a new run_dir to train with these settings")
+    previous_config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else None
     write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
     rows = _prepare_data(cfg, run_dir, progress)
 
@@ -227,7 +238,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
             print(f"resuming {run_dir} from {ckpt.name} (epoch {state['epoch']}, step {int(model.step.numpy())})",
                   flush=True)
         completed = int(state["epoch"])
-        _check_stage_progress(run_dir, schedule, completed, int(state.get("stage_index") or 0))
+        _check_stage_progress(run_dir, schedule, completed, int(state.get("stage_index") or 0), previous_config)
         for name in ("losses_steps.csv", "losses_epochs.csv"):
             truncate_csv(run_dir / name, completed)
         ends, total = [], 0
