@@ -457,6 +457,37 @@ def _run(engine: str, specs: list[dict], out: Path, spec: SweepSpec, address, tr
     return pending
 
 
+def plan_sweep(config: str | Path, design: str | None = None, prepared: str | None = None,
+               resolution: int | None = None, **overrides):
+    """The sweep config, its settings and its design, without running anything.
+
+    Args:
+        config: sweep config path or bundled name.
+        design, prepared, resolution, overrides: as :func:`run_sweep` (None keeps the config's).
+
+    Returns:
+        ``(config tree with absolute data paths, SweepSpec, design codes, Orthogonality)``.
+
+    Raises:
+        ConfigError: bad sweep section, design or flag.
+    """
+    from keras_mammo.sweep.design import check_orthogonality, make_design
+
+    tree, spec = split_sweep_config(config)
+    for k, v in dict(design=design, resolution=resolution, **overrides).items():
+        if v is not None:
+            setattr(spec, k, v)
+    if spec.repeats < 1:
+        raise ConfigError(f"--repeats: must be ≥ 1, got {spec.repeats}")
+    _absolute_paths(tree, Path.cwd())
+    if prepared:
+        set_dotted(tree, "data.prepared", str(Path(prepared).resolve()))
+    if spec.resolution:
+        apply_resolution(tree, int(spec.resolution))
+    codes = make_design(spec.design, spec.factors)
+    return tree, spec, codes, check_orthogonality(codes)
+
+
 def run_sweep(config: str | Path, out_dir: str | Path, design: str | None = None, prepared: str | None = None,
               resolution: int | None = None, trial_seconds: float | None = None, repeats: int | None = None,
               engine: str = "ray", address: str | None = None, cpus_per_trial: float | None = None,
@@ -482,26 +513,15 @@ def run_sweep(config: str | Path, out_dir: str | Path, design: str | None = None
         ConfigError: bad sweep section or flags, or ``out_dir`` holds a different sweep.
     """
     from keras_mammo.sweep import analysis as an
-    from keras_mammo.sweep.design import check_orthogonality, decode, make_design
+    from keras_mammo.sweep.design import decode
     from keras_mammo.utils import write_json_atomic
 
     t_start = time.perf_counter()
-    tree, spec = split_sweep_config(config)
-    for k, v in dict(design=design, resolution=resolution, trial_seconds=trial_seconds, repeats=repeats,
-                     cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, eval_n=eval_n,
-                     confirm=confirm).items():
-        if v is not None:
-            setattr(spec, k, v)
-    if spec.repeats < 1:
-        raise ConfigError(f"--repeats: must be ≥ 1, got {spec.repeats}")
-    _absolute_paths(tree, Path.cwd())
-    if prepared:
-        set_dotted(tree, "data.prepared", str(Path(prepared).resolve()))
-    if spec.resolution:
-        apply_resolution(tree, int(spec.resolution))
+    tree, spec, codes, orth = plan_sweep(config, design=design, prepared=prepared, resolution=resolution,
+                                         trial_seconds=trial_seconds, repeats=repeats,
+                                         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                                         eval_n=eval_n, confirm=confirm)
     levels = spec.factors
-    codes = make_design(spec.design, levels)
-    orth = check_orthogonality(codes)
     echo(f"design {spec.design}: {len(codes)} rows × {spec.repeats} repeat(s), factors "
          f"{', '.join(levels)}; {orth.describe()}")
     if spec.trial_seconds and not has_max_seconds():
