@@ -338,6 +338,23 @@ def _ray_trainable(config: dict) -> dict:
     return {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
+def ray_init(address: str | None = None) -> bool:
+    """Start (or join, with ``address``) Ray unless it is running: no dashboard, no usage
+    statistics, nothing downloaded. Returns whether this call started it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=True, configure_logging=False)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+    return True
+
+
 def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, cpus_per_trial: float | None = None,
             gpus_per_trial: float = 0.0, trial_fn: Callable[[dict], dict] | None = None,
             on_result: Callable[[dict], None] | None = None) -> list[dict]:
@@ -355,19 +372,10 @@ def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, 
     Raises:
         RuntimeError: a trial failed (its error is in Ray's experiment folder).
     """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray
     from ray import tune
 
-    started_here = False
-    if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, log_to_driver=True, configure_logging=False)
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
-        started_here = True
+    started_here = ray_init(address)
     try:
         if cpus_per_trial is None:
             cpus_per_trial = float(ray.cluster_resources().get("CPU", 1)) if not address else 1.0
@@ -512,8 +520,6 @@ def run_sweep(config: str | Path, out_dir: str | Path, design: str | None = None
     Raises:
         ConfigError: bad sweep section or flags, or ``out_dir`` holds a different sweep.
     """
-    from keras_mammo.sweep import analysis as an
-    from keras_mammo.sweep.design import decode
     from keras_mammo.utils import write_json_atomic
 
     t_start = time.perf_counter()
@@ -550,6 +556,21 @@ def run_sweep(config: str | Path, out_dir: str | Path, design: str | None = None
         echo(f"no prepared dataset at {base.data.prepared}: preprocessing first")
         prepare_dataset(base.data, base.data.prepared, progress=False)
 
+    started_ray = engine == "ray" and ray_init(address)
+    try:
+        return _sweep(tree, spec, codes, orth, out, base, engine, address, trial_fn, echo, t_start)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _sweep(tree, spec, codes, orth, out, base, engine, address, trial_fn, echo, t_start) -> SweepResult:
+    from keras_mammo.sweep import analysis as an
+    from keras_mammo.sweep.design import decode
+
+    levels = spec.factors
     rows = decode(codes, levels)
     specs = [_trial_spec(tree, out, f"t{r:02d}-s{k}", "design", r, k, ov, base.seed + k, spec)
              for r, ov in zip(codes.index, rows) for k in range(spec.repeats)]
