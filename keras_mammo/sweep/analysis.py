@@ -151,8 +151,8 @@ def anova_contribution(codes: pd.DataFrame, sn) -> pd.DataFrame:
     for i, g in enumerate(groups):
         r = table.loc[f"C(x{i})"]
         out.append({"term": " = ".join(g), "df": int(r["df"]), "sum_sq": float(r["sum_sq"])})
-    resid_ss = max(total - sum(o["sum_sq"] for o in out), 0.0)
     resid_df = int(round(fit.df_resid))
+    resid_ss = max(total - sum(o["sum_sq"] for o in out), 0.0) if resid_df > 0 else 0.0  # 0 df: round-off only
     out.append({"term": "error", "df": resid_df, "sum_sq": resid_ss})
     df = pd.DataFrame(out)
     df["percent"] = 100.0 * df["sum_sq"] / total if total > 0 else np.nan
@@ -245,7 +245,7 @@ def plot_main_effects(a: Analysis, path: str | Path) -> Path:
         ax.plot(range(len(t)), t.mean_sn, "o-", color="C0")
         ax.axhline(grand, ls="--", color="grey", lw=0.8)
         ax.set_xticks(range(len(t)), [str(v) for v in t.value])
-        ax.set_title(k.split(".")[-1] + (" (aliased)" if a.effects.set_index("factor").loc[k, "confounded_with"]
+        ax.set_title("+".join(part.split(".")[-1] for part in k.split("+")) + (" (aliased)" if a.effects.set_index("factor").loc[k, "confounded_with"]
                                          else ""), fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean S/N (dB), smaller-the-better FID")

@@ -633,8 +633,9 @@ def _write_outputs(out: Path, a, trials, confirmation, orth, spec: SweepSpec, se
              f"Design: {orth.describe()}.", "",
              "Response: FID of N generated images vs the N prepared films (smaller is better); "
              "S/N = −10·log10(mean(FID²)) over the repeats, in dB (higher is better).",
-             f"Trial budget: {spec.trial_seconds or 'none'} s"
-             + ("" if not spec.trial_seconds or has_max_seconds() else " (not applied: no train.max_seconds)")
+             ("Trial budget: none (each trial runs its epochs)" if not spec.trial_seconds else
+              f"Trial budget: {spec.trial_seconds:g} s of training"
+              + ("" if has_max_seconds() else " (not applied: this keras-mammo has no train.max_seconds)"))
              + f"; this call trained {n_trained} trial(s) in {seconds:.0f} s wall; load {_loadavg()}.", "",
              "## Trials", "",
              an.markdown_table(trials[["trial", *a.levels, "fid", "fid_floor", "n_real", "sn", "kid", "kid_floor",
