@@ -185,3 +185,16 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
     assert all(t0 < s < time.time() for s, _ in spans)
     assert len({r["pid"] for r in results}) >= 1
     assert (tmp_path / "ray").is_dir()
+
+
+def test_cli_plan_of_the_paper_design_says_it_is_confounded():
+    from click.testing import CliRunner
+
+    from cli.sweep import sweep
+
+    out = CliRunner().invoke(sweep, ["--config", "taguchi-dcgan", "--design", "paper", "--plan"])
+    assert out.exit_code == 0, out.output
+    assert "NOT orthogonal" in out.output and "train.batch_size with train.epochs" in out.output
+    assert out.output.count("train.batch_size=16, train.epochs=5") == 3          # 16 always with the lowest epochs
+    l9 = CliRunner().invoke(sweep, ["--config", "taguchi-stylegan", "--plan"])
+    assert l9.exit_code == 0 and "orthogonal: every pair" in l9.output and "NOT" not in l9.output
