@@ -198,3 +198,44 @@ def test_cli_plan_of_the_paper_design_says_it_is_confounded():
     assert out.output.count("train.batch_size=16, train.epochs=5") == 3          # 16 always with the lowest epochs
     l9 = CliRunner().invoke(sweep, ["--config", "taguchi-stylegan", "--plan"])
     assert l9.exit_code == 0 and "orthogonal: every pair" in l9.output and "NOT" not in l9.output
+
+
+def _fake_trial(spec):
+    """A stand-in for training: FID falls with the learning rate and rises with the batch size."""
+    from keras_mammo.utils import write_json_atomic
+
+    ov = spec["overrides"]
+    lr = ov["train.g_learning_rate+train.d_learning_rate"]
+    fid = 100.0 - 1e5 * lr + 0.5 * ov["train.batch_size"] + 0.1 * spec["repeat"]
+    r = {"name": spec["name"], "fid": fid, "kid": fid / 1000, "seconds": 1.0, "run_dir": spec["config"]["run_dir"],
+         "fid_floor": 50.0, "kid_floor": 0.0, "fid_n_real": 16, "fid_n_synthetic": 16, "floor_n": 8,
+         "seed": spec["config"]["seed"]}
+    Path(spec["trial_dir"]).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(spec["trial_dir"]) / "result.json", r)
+    return r
+
+
+def test_l9_sweep_with_repeats_analyses_rows_over_seeds_and_confirms_the_optimum(tmp_path):
+    from keras_mammo.sweep import runner
+
+    # the prepared dataset is made when missing: give the sweep an existing (empty) one instead
+    (tmp_path / "prep").mkdir()
+    (tmp_path / "prep" / "manifest.jsonl").write_text("")
+    res = runner.run_sweep("taguchi-dcgan", tmp_path / "s", prepared=str(tmp_path / "prep"), repeats=2,
+                           engine="local", trial_fn=_fake_trial, echo=lambda s: None)
+    assert len(res.trained) == 9 * 2 + 2
+    t = res.trials
+    assert len(t) == 10 and t.kind.tolist() == ["design"] * 9 + ["confirmation"]
+    seeds = {json.loads(p.read_text())["seed"] for p in (tmp_path / "s" / "trials").glob("t*-s*/result.json")}
+    assert seeds == {1234, 1235}
+    row1 = t.iloc[0]                                  # lr 1e-4, batch 16: FIDs 98 and 98.1
+    assert row1.fid == pytest.approx(98.05)
+    assert row1.sn == pytest.approx(-10 * math.log10((98.0 ** 2 + 98.1 ** 2) / 2))
+    assert res.analysis.optimum == {"train.g_learning_rate+train.d_learning_rate": 0.0003, "train.batch_size": 16,
+                                    "train.epochs": res.analysis.optimum["train.epochs"]}
+    assert t.iloc[-1].fid == pytest.approx(100 - 30 + 8 + 0.05)
+    assert runner.run_sweep("taguchi-dcgan", tmp_path / "s", prepared=str(tmp_path / "prep"), repeats=2,
+                            engine="local", trial_fn=_fake_trial, echo=lambda s: None).trained == []
+    with pytest.raises(Exception, match="different sweep"):
+        runner.run_sweep("taguchi-dcgan", tmp_path / "s", prepared=str(tmp_path / "prep"), repeats=3,
+                         engine="local", trial_fn=_fake_trial, echo=lambda s: None)
