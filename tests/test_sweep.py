@@ -169,9 +169,12 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
         import time as _time
         from pathlib import Path as _Path
 
+        import ray as _ray
+
         t0 = _time.time()
         _time.sleep(0.3)
-        r = {"name": spec["name"], "fid": spec["row"] * 10.0, "start": t0, "end": _time.time(), "pid": _os.getpid()}
+        r = {"name": spec["name"], "fid": spec["row"] * 10.0, "start": t0, "end": _time.time(), "pid": _os.getpid(),
+             "cpus": _ray.get_runtime_context().get_assigned_resources().get("CPU")}
         _Path(spec["trial_dir"]).mkdir(parents=True)
         (_Path(spec["trial_dir"]) / "result.json").write_text(_json.dumps(r))
         return r
@@ -183,7 +186,9 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
     spans = sorted((r["start"], r["end"]) for r in results)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans   # no two trials overlapped
     assert all(t0 < s < time.time() for s, _ in spans)
-    assert len({r["pid"] for r in results}) >= 1
+    import os
+
+    assert all(r["cpus"] == os.cpu_count() for r in results), results  # each trial holds every CPU
     assert (tmp_path / "ray").is_dir()
 
 
