@@ -58,6 +58,7 @@ def _register() -> None:
     main.add_command(patches)
     main.add_command(utility)
     # Further sub-commands are registered here, one import + add_command each.
+    from cli.sweep import sweep; main.add_command(sweep)  # noqa: E702
 
 
 _register()
