@@ -103,7 +103,8 @@ def synthetic_dataset(pixels: np.ndarray, *, study_uid: str, series_uid: str, in
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = 1
     ds.SeriesDescription = _clip(f"keras-mammo synthetic {provenance.get('model') or ''}".strip(), 64)
-    # no Body Part Examined: BREAST is a paired part and would need a Laterality the model does not know
+    ds.BodyPartExamined = "BREAST"
+    ds.Laterality = ""  # type 2C for a paired body part; empty = unknown, as for a synthetic image
     # General Equipment and SC Equipment
     ds.Manufacturer = "keras-mammo"
     ds.ConversionType = "SYN"
