@@ -164,3 +164,39 @@ def save_dicoms(images: np.ndarray, out_dir: str | Path, provenance: dict, prefi
         with atomic_path(p) as tmp:
             ds.save_as(tmp, enforce_file_format=True)
     return paths
+
+
+def source_provenance(source: str | Path, seed: int, checkpoint=None, server: str | None = None,
+                      version: int | None = None) -> dict:
+    """What the description elements say about where the images came from.
+
+    Args:
+        source: a run directory, a SavedModel folder, or (with ``server``) a model name.
+        seed: the latent seed.
+        checkpoint: runs: the checkpoint asked for (default: the newest).
+        server, version: images fetched from a TF Serving endpoint: its URL and the version that answered.
+
+    Returns:
+        ``{"model", "run", "checkpoint", "seed"}`` (run sources), ``{"model", "saved_model",
+        "version", "epoch", "seed"}`` (SavedModels) or ``{"model", "server", "version", "seed"}``;
+        only folder *names* are kept, never absolute paths.
+    """
+    import json
+
+    if server is not None:
+        return {"model": str(source), "server": server, "version": version, "seed": seed}
+    src = Path(source)
+    if (src / "config.yaml").is_file():
+        from keras_mammo.training.checkpoint import latest_checkpoint
+        from keras_mammo.training.run import load_run_config
+
+        cfg = load_run_config(src)
+        ckpt = checkpoint if checkpoint is not None else getattr(latest_checkpoint(src), "name", None)
+        return {"model": cfg.model.name, "run": src.resolve().name, "checkpoint": ckpt, "seed": seed}
+    from keras_mammo.generate import _latest_version
+
+    vdir = _latest_version(src)
+    meta_file = vdir / "assets.extra" / "keras_mammo.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    return {"model": meta.get("model"), "saved_model": vdir.resolve().parent.name, "version": vdir.name,
+            "epoch": meta.get("epoch"), "seed": seed}
