@@ -358,3 +358,27 @@ def test_dicom_files_pass_dciodvfy(tmp_path):
         assert res.returncode == 0 and "SCImage" in report, report
         errors = [line for line in report.splitlines() if line.startswith("Error")]
         assert not errors, report
+
+
+def test_request_past_the_timeout_is_answered_504_and_the_next_one_served(trained, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from keras_mammo.serving.manager import Limits, ModelManager
+    from keras_mammo.serving.rest import create_app
+
+    manager = ModelManager("tiny", trained["base"], Limits(timeout_s=2.0))
+    manager.refresh()
+    predict = manager.predict
+
+    def slow(*args, **kw):
+        if args[3].get("seed", np.int64(0)) == 99:
+            time.sleep(4.0)
+        return predict(*args, **kw)
+
+    monkeypatch.setattr(manager, "predict", slow)
+    with TestClient(create_app(manager, num_threads=2)) as http:
+        body = {"signature_name": "generate", "inputs": {"count": 1, "seed": 99}}
+        r = http.post("/v1/models/tiny:predict", json=body)
+        assert r.status_code == 504 and "Deadline exceeded" in r.json()["error"]
+        r = http.post("/v1/models/tiny:predict", json={**body, "inputs": {"count": 1, "seed": 1}})
+        assert r.status_code == 200 and np.asarray(r.json()["outputs"]).shape == (1, 32, 32, 1)
