@@ -13,6 +13,8 @@ expressions from ``model_servers/http_rest_api_util.cc``, case-insensitive):
 Every error is ``{"error": "<message>"}`` with the HTTP status TF Serving gives its code
 (400 bad request/argument, 404 unknown model or version, 413 body over
 ``max_request_bytes``, 501 classify/regress, 504 past the request timeout, 500 internal).
+The timeout counts from the start of execution (TF Serving passes it as the run's
+deadline), so a request queued behind others is not failed for waiting.
 The model runs in a thread pool of ``num_threads`` (TF Serving's ``--rest_api_num_threads``),
 so the event loop keeps answering while images are generated.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
@@ -108,8 +111,8 @@ def create_app(manager: ModelManager, num_threads: int = 4):
     """The FastAPI application of the REST API.
 
     Request bodies over ``manager.limits.max_request_bytes`` are refused with 413 before
-    they are read whole; a request still running after ``manager.limits.timeout_s`` is
-    answered 504 (its computation finishes in the background).
+    they are read whole; a request still running ``manager.limits.timeout_s`` after its
+    execution started is answered 504 (its computation finishes in the background).
     """
     handler = RestHandler(manager, num_threads)
     limits = manager.limits
@@ -133,14 +136,22 @@ def create_app(manager: ModelManager, num_threads: int = 4):
                 return reply(413, {"error": f"request body exceeds the server's limit of "
                                             f"{limits.max_request_bytes} bytes (--max_request_bytes)"})
             chunks.append(chunk)
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(handler.pool, handler.handle, request.method, request.url.path, b"".join(chunks))
-        try:
-            status, obj = await asyncio.wait_for(job, limits.timeout_s)
-        except asyncio.TimeoutError:
-            return reply(504, {"error": f"Deadline exceeded: the request ran past {limits.timeout_s:g} s "
-                                        f"(--rest_api_timeout_in_ms)"})
-        return reply(status, obj)
+        started: list[float] = []
+
+        def work(method=request.method, path=request.url.path, body=b"".join(chunks)):
+            started.append(time.monotonic())
+            return handler.handle(method, path, body)
+
+        job = asyncio.get_running_loop().run_in_executor(handler.pool, work)
+        while True:  # the deadline runs from the start of execution, not from the queue (as TF Serving)
+            left = limits.timeout_s - (time.monotonic() - started[0]) if started else limits.timeout_s
+            if left <= 0:
+                return reply(504, {"error": f"Deadline exceeded: the request ran past {limits.timeout_s:g} s "
+                                            f"(--rest_api_timeout_in_ms)"})
+            done, _ = await asyncio.wait({job}, timeout=left if started else min(left, 0.05))
+            if done:
+                status, obj = job.result()
+                return reply(status, obj)
 
     @app.on_event("shutdown")
     def _close_pool():
