@@ -171,6 +171,8 @@ def test_same_seed_same_images_over_rest_grpc_run_and_savedmodel(trained, server
     assert r.status_code == 200, r.text
     pngs = r.json()["outputs"]
     np.testing.assert_array_equal(np.stack([_png(p["b64"]) for p in pngs]), saved)
+    other = _post(url, {"signature_name": "generate_png", "inputs": {"count": n, "seed": seed + 1}}).json()["outputs"]
+    assert (np.stack([_png(p["b64"]) for p in other]) != saved).any()  # the seed matters: equality means something
     # row format on serving_default: one latent vector per instance → "predictions"
     z = GAN.fixed_latents(n, LATENT, seed).numpy()
     r = _post(url, {"instances": z.tolist()})

@@ -38,8 +38,7 @@ def _abort(context, exc: ServingError):
 def make_servicers(manager: ModelManager):
     """``(PredictionServiceServicer, ModelServiceServicer)`` instances bound to ``manager``."""
     import tensorflow as tf
-    from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
-                                         prediction_service_pb2_grpc)
+    from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
     class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
@@ -80,12 +79,11 @@ def make_servicers(manager: ModelManager):
             except ServingError as exc:
                 _abort(context, exc)
 
-    assert get_model_status_pb2  # the response type of GetModelStatus
     return PredictionService(), ModelService()
 
 
 def create_grpc_server(manager: ModelManager, host: str, port: int, max_workers: int = 4):
-    """A started-ready (not yet started) ``grpc.Server`` on ``host:port`` with both services.
+    """A (not yet started) ``grpc.Server`` on ``host:port`` with both services.
 
     Messages up to ``manager.limits.max_request_bytes`` are received; larger ones are
     refused by gRPC with ``RESOURCE_EXHAUSTED``.
