@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import merge_renamed, note, quiet_option, renamed_option, user_errors
+from cli.common import merge_renamed, note, quiet_option, user_errors
 
 
 @click.command()
@@ -11,7 +11,11 @@ from cli.common import merge_renamed, note, quiet_option, renamed_option, user_e
               help="Training run directory (newest checkpoint unless --checkpoint).")
 @click.option("--saved-model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="SavedModel directory (a version folder, or saved_models/<name> for the newest).")
-@renamed_option("--model", "--saved-model", "model_path", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_name", default=None,
+              help="With --server: the served model's name. (Without --server, the old spelling of --saved-model.)")
+@click.option("--server", default=None, help="TF Serving REST URL (e.g. http://127.0.0.1:8501) to generate from.")
+@click.option("--format", "fmt", type=click.Choice(["png", "dicom"]), default="png", show_default=True,
+              help="png, or dicom: 16-bit synthetic Secondary Capture files without patient data.")
 @click.option("-n", "--count", type=click.IntRange(min=1), default=16, show_default=True, help="Images to generate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Latent seed: same seed → same images.")
 @click.option("--checkpoint", type=str, default=None, help="Checkpoint epoch number or path (runs only).")
@@ -21,21 +25,47 @@ from cli.common import merge_renamed, note, quiet_option, renamed_option, user_e
 @click.option("--grid/--no-grid", default=True, show_default=True, help="Also write <prefix>_grid.png.")
 @quiet_option
 @user_errors
-def generate(run_dir, model_path, model_path_old, count, seed, checkpoint, out_dir, bits, prefix, grid, quiet):
-    """Generate synthetic mammograms as PNG files from a run or a SavedModel.
+def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoint, out_dir, bits, prefix, grid,
+             quiet):
+    """Generate synthetic mammograms (PNG or DICOM) from a run, a SavedModel or a TF Serving server.
 
     \b
     Examples:
       keras-mammo generate --run runs/quickstart -n 16 --seed 0 --out synthetic/
       keras-mammo generate --saved-model saved_models/quickstart -n 64 --bits 16 --out synthetic/
+      keras-mammo generate --server http://127.0.0.1:8501 --model quickstart -n 100 --out synthetic/
+      keras-mammo generate --run runs/quickstart -n 8 --format dicom --out synthetic_dicom/
     """
-    model_path = merge_renamed(model_path, model_path_old, "--saved-model")
-    if bool(run_dir) == bool(model_path):
-        raise click.UsageError("give exactly one of --run or --saved-model")
+    if not server and model_name is not None:
+        from pathlib import Path
+
+        if not Path(model_name).is_dir():
+            raise click.BadParameter(f"{model_name}: no such SavedModel folder (--model names a served model "
+                                     "only with --server; use --saved-model DIR)", param_hint="--model")
+        click.echo(f"note: --model DIR is now --saved-model; using --saved-model {model_name}", err=True)
+        model_path = merge_renamed(model_path, model_name, "--saved-model")
+        model_name = None
+    sources = [x for x in (run_dir, model_path, server) if x]
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one of --run, --saved-model or --server")
+    if server and not model_name:
+        raise click.UsageError("--server needs --model NAME (the served model's name)")
     from keras_mammo.generate import generate_images, save_images
 
-    images = generate_images(run_dir or model_path, count, seed=seed, checkpoint=checkpoint)
-    paths = save_images(images, out_dir, bits=int(bits), prefix=prefix)
+    served = {}
+    if server:
+        from keras_mammo.serving.client import generate_from_server
+
+        images, served = generate_from_server(server, model_name, count, seed=seed)
+    else:
+        images = generate_images(run_dir or model_path, count, seed=seed, checkpoint=checkpoint)
+    if fmt == "dicom":
+        from keras_mammo.dicom import save_dicoms, source_provenance
+
+        prov = source_provenance(run_dir or model_path or model_name, seed, checkpoint, server, served.get("version"))
+        paths = save_dicoms(images, out_dir, prov, prefix=prefix)
+    else:
+        paths = save_images(images, out_dir, bits=int(bits), prefix=prefix)
     if grid:
         from pathlib import Path
 
@@ -44,4 +74,5 @@ def generate(run_dir, model_path, model_path_old, count, seed, checkpoint, out_d
         g = Path(out_dir) / f"{prefix}_grid.png"
         save_image(g, image_grid(images[:64]))
         note(f"grid: {g}", quiet)
-    click.echo(f"wrote {len(paths)} images ({images.shape[1]}×{images.shape[2]}, {bits}-bit) to {out_dir}")
+    click.echo(f"wrote {len(paths)} images ({images.shape[1]}×{images.shape[2]}, "
+               f"{'16-bit DICOM' if fmt == 'dicom' else f'{bits}-bit'}) to {out_dir}")

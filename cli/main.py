@@ -57,6 +57,7 @@ def _register() -> None:
 
     main.add_command(patches)
     main.add_command(utility)
+    from cli.serve import serve; main.add_command(serve)  # noqa: E702
     # Further sub-commands are registered here, one import + add_command each.
     from cli.sweep import sweep; main.add_command(sweep)  # noqa: E702
 

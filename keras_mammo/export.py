@@ -7,6 +7,7 @@ for unconditional models:
 
 - ``serving_default``: ``latent`` float32 ``[N, latent_dim]`` → ``images`` uint8 ``[N, H, W, 1]``
 - ``generate``: ``count`` int32 ``[]``, ``seed`` int64 ``[]`` → ``images`` uint8 ``[count, H, W, 1]``
+- ``generate_png`` / ``latent_png``: the same images as 8-bit PNG bytes (:mod:`keras_mammo.serving.signatures`)
 
 A new version number is chosen when none is given; an existing version is never
 overwritten. The export is written to a temporary folder and renamed into place.
@@ -58,7 +59,9 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
     if target.exists():
         raise ConfigError(f"export.version: {target} exists already; choose another version (next free: "
                           f"{next_version(model_dir)})")
-    signatures = model.export_signatures()
+    from keras_mammo.serving.signatures import add_png_signatures
+
+    signatures = add_png_signatures(model.export_signatures())
     module = tf.Module()
     for key, obj in model.export_trackables().items():
         setattr(module, key, obj)

@@ -1,0 +1,193 @@
+"""Loopback load test of `keras-mammo serve` against in-process generation.
+
+    python bench/bench_serve.py [--clients 8] [--requests 50] [--count 4] [--resolution 128]
+                                [--saved-model saved_models/NAME] [--out bench_serve.json]
+
+Without ``--saved-model`` a DCGAN (published widths) is built at ``--resolution``, trained
+for one step on 8 MIAS films and exported (the weights do not change the cost of a
+forward pass). Then, in this order:
+
+1. in-process A: the SavedModel's ``generate_png`` signature called by ``--clients``
+   threads, ``--requests`` calls each of ``--count`` images (and once by one thread);
+2. served: ``keras-mammo serve`` on free 127.0.0.1 ports; ``--clients`` threads each send
+   ``--requests`` REST ``:predict`` requests for ``generate_png`` (``--count`` images, a
+   different seed each) over one keep-alive connection; latency per request, errors
+   (non-200 answers, wrong image counts, exceptions);
+3. in-process B: as 1, again (drift check under the shared machine's load).
+
+Reports p50/p99 latency, images/s, errors, and the ratio of served images/s to the mean
+in-process images/s at the same concurrency (target: 0 errors, ratio ≥ 0.8), with
+``/proc/loadavg`` before and after. Every loop is bounded (``clients × requests`` calls,
+60 s timeout each); the server is stopped at the end. Only loopback addresses are used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "n/a"
+
+
+def export_bench_model(tmp: Path, resolution: int) -> Path:
+    from keras_mammo.config import load_config
+    from keras_mammo.data.datasets import default_mias_path
+    from keras_mammo.data.prepare import prepare_dataset
+    from keras_mammo.export import export_model
+    from keras_mammo.training.run import train
+
+    mias = default_mias_path()
+    if mias is None:
+        raise SystemExit("MIAS not found (set KERAS_MAMMO_MIAS); or pass --saved-model")
+    data = {"data.dataset": "mias", "data.path": str(mias), "data.prepared": str(tmp / "prepared"),
+            "data.size": resolution, "data.workers": 2}
+    prepare_dataset(load_config(None, data).data, limit=8, progress=False)
+    cfg = load_config(None, {**data, "model.name": "dcgan", "run_dir": str(tmp / "run"),
+                             "train.resolution": resolution, "train.epochs": 1, "train.batch_size": 4,
+                             "train.steps_per_epoch": 1, "train.sample_count": 4, "train.tensorboard": False})
+    run = train(cfg, progress=False)
+    return export_model(run, out_dir=tmp / "saved", name="bench", version=1).parent
+
+
+def in_process(fn, clients: int, requests: int, count: int) -> float:
+    """images/s of ``clients`` threads each calling ``fn(count, seed)`` ``requests`` times."""
+    def worker(c):
+        for r in range(requests):
+            fn(count, 1000 * c + r)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return clients * requests * count / (time.perf_counter() - t0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_test(url: str, clients: int, requests: int, count: int) -> dict:
+    import httpx
+
+    latencies, errors, lock = [], [], threading.Lock()
+
+    def worker(c):
+        with httpx.Client(timeout=60) as http:
+            for r in range(requests):
+                body = {"signature_name": "generate_png", "inputs": {"count": count, "seed": 1000 * c + r}}
+                t0 = time.perf_counter()
+                try:
+                    resp = http.post(f"{url}/v1/models/bench:predict", json=body)
+                    ok = resp.status_code == 200 and len(resp.json()["outputs"]) == count
+                    err = None if ok else f"HTTP {resp.status_code}: {resp.text[:200]}"
+                except Exception as exc:  # counted, never raised: the load test must finish
+                    err = f"{type(exc).__name__}: {exc}"
+                dt = time.perf_counter() - t0
+                with lock:
+                    (errors.append(err) if err else latencies.append(dt))
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = np.asarray(latencies) * 1000
+    return {"requests": clients * requests, "ok": len(latencies), "errors": len(errors),
+            "first_errors": errors[:3], "wall_s": round(wall, 2),
+            "images_per_s": round(len(latencies) * count / wall, 2),
+            "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+            "latency_ms_p99": round(float(np.percentile(lat, 99)), 1) if len(lat) else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=50, help="requests per client")
+    ap.add_argument("--count", type=int, default=4, help="images per request")
+    ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--saved-model", type=Path, default=None, help="model base path (numeric version folders)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the report here (JSON)")
+    args = ap.parse_args()
+
+    import httpx
+    import tensorflow as tf
+
+    report = {"settings": vars(args) | {"saved_model": str(args.saved_model), "out": str(args.out)},
+              "loadavg_before": loadavg(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        base = args.saved_model or export_bench_model(Path(tmpdir), args.resolution)
+        version = max(int(p.name) for p in Path(base).iterdir() if p.name.isdigit())
+        sig = tf.saved_model.load(str(Path(base) / str(version))).signatures["generate_png"]
+
+        def fn(count, seed):
+            out = sig(count=tf.constant(count, tf.int32), seed=tf.constant(seed, tf.int64))["images_png_bytes"]
+            assert out.shape[0] == count
+
+        fn(args.count, 0)  # warm-up
+        report["in_process_single_thread_images_per_s"] = round(in_process(fn, 1, args.requests, args.count), 2)
+        a = in_process(fn, args.clients, args.requests, args.count)
+
+        rest, grpc_port = free_port(), free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        log = open(Path(tmpdir) / "serve.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model_name", "bench",
+                                 "--model_base_path", str(base), "--rest_api_port", str(rest),
+                                 "--port", str(grpc_port), "--host", "127.0.0.1"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{rest}"
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    if httpx.get(f"{url}/v1/models/bench", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise SystemExit(f"server did not start: {(Path(tmpdir) / 'serve.log').read_text()[-2000:]}")
+            load_test(url, 1, 3, args.count)  # warm-up of the server's threads
+            served = load_test(url, args.clients, args.requests, args.count)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+        b = in_process(fn, args.clients, args.requests, args.count)
+
+    report["in_process_images_per_s"] = {"before": round(a, 2), "after": round(b, 2)}
+    report["served"] = served
+    report["ratio_served_to_in_process"] = round(served["images_per_s"] / ((a + b) / 2), 3)
+    report["loadavg_after"] = loadavg()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
