@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import user_errors
+from cli.common import quiet_option, user_errors
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -25,9 +25,10 @@ from cli.common import user_errors
               help="Concurrent model executions per front end [default: CPU count].")
 @click.option("--file_system_poll_wait_seconds", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="Seconds between scans of the base path for new or removed versions.")
+@quiet_option
 @user_errors
 def serve(model_name, model_base_path, rest_api_port, port, host, max_batch_size, max_request_bytes,
-          rest_api_timeout_in_ms, rest_api_num_threads, file_system_poll_wait_seconds):
+          rest_api_timeout_in_ms, rest_api_num_threads, file_system_poll_wait_seconds, quiet):
     """Serve a SavedModel's versions with TensorFlow Serving's REST and gRPC APIs.
 
     Flags are tensorflow_model_server's, so scripts can swap one for the other. Every version
@@ -47,7 +48,7 @@ def serve(model_name, model_base_path, rest_api_port, port, host, max_batch_size
     from keras_mammo.serving.manager import Limits
     from keras_mammo.serving.server import serve as run_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     limits = Limits(max_batch_size=max_batch_size, max_request_bytes=max_request_bytes,
                     timeout_s=rest_api_timeout_in_ms / 1000.0)
     try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import user_errors
+from cli.common import quiet_option, user_errors
 
 
 @click.command()
@@ -28,9 +28,10 @@ from cli.common import user_errors
 @click.option("--gpus-per-trial", type=float, default=None, help="Ray GPUs per trial (default 0).")
 @click.option("--no-confirm", is_flag=True, help="Skip the confirmation run of the predicted optimum.")
 @click.option("--plan", is_flag=True, help="Print the design's rows and its orthogonality check; train nothing.")
+@quiet_option
 @user_errors
 def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out_dir, address, engine,
-          cpus_per_trial, gpus_per_trial, no_confirm, plan):
+          cpus_per_trial, gpus_per_trial, no_confirm, plan, quiet):
     """Choose hyper-parameters with a Taguchi design (L9 by default) of real training runs.
 
     Every design row is a `train` run in its own directory under --out, scored by FID and
@@ -40,7 +41,7 @@ def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out
     rerun with the same command, continues: finished trials are not re-trained.
 
     \b
-    Example:
+    Examples:
       keras-mammo sweep --config taguchi-dcgan --resolution 32 --trial-seconds 60
       keras-mammo sweep --config taguchi-dcgan --design paper --out sweeps/paper
     """
@@ -63,7 +64,8 @@ def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out
     res = run_sweep(config_path, out, design=design, prepared=prepared, resolution=resolution,
                     trial_seconds=trial_seconds, repeats=repeats, engine=engine, address=address,
                     cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                    confirm=False if no_confirm else None, echo=click.echo)
+                    confirm=False if no_confirm else None,
+                    echo=(lambda *a, **k: None) if quiet else click.echo)
     a = res.analysis
     click.echo(f"optimum: {', '.join(f'{k}={v}' for k, v in a.optimum.items())}; predicted S/N "
                f"{a.predicted_sn:.2f} dB (FID ≈ {a.predicted_fid:.4g})")
