@@ -290,6 +290,9 @@ def test_every_verb_has_quiet_and_an_example():
         assert "--run-dir" not in opts or "--run" in opts, name
         if {"--model", "--saved-model"} & opts and name != "train":
             model = next(p for p in cmd.params if "--model" in p.opts)
+            if name == "generate":   # with --server, --model is the served model's name (TF Serving's term)
+                assert "served model" in model.help, name
+                continue
             assert model.hidden, f"{name}: --model must mean a registered model name or be a hidden alias"
 
 
@@ -300,8 +303,8 @@ def test_old_spellings_still_work_and_say_what_to_use(tmp_path):
 
     runner = CliRunner()
     res = runner.invoke(main, ["generate", "--model", str(tmp_path), "--run", str(tmp_path), "--out", "x"])
-    assert res.exit_code == 2 and "--model is now --saved-model" in res.output
-    assert "give exactly one of --run or --saved-model" in res.output
+    assert res.exit_code == 2 and "--model DIR is now --saved-model" in res.output
+    assert "give exactly one of --run, --saved-model or --server" in res.output
     res = runner.invoke(main, ["evaluate", "--model", str(tmp_path), "--saved-model", str(tmp_path)])
     assert res.exit_code == 2 and "give --saved-model once" in res.output
     bad = tmp_path / "bad.yaml"
