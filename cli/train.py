@@ -29,7 +29,10 @@ class _LazyHelpCommand(click.Command):
 @click.option("--prepared", type=click.Path(file_okay=False), default=None,
               help="Prepared dataset (preprocessed first if missing).")
 @click.option("--epochs", type=int, default=None, help="Epochs for a fixed-resolution run.")
-@click.option("--resolution", type=int, default=None, help="Fixed training resolution (when no stages).")
+@click.option("--resolution", type=int, default=None,
+              help="Training resolution; on a progressive config, train only the stages up to it.")
+@click.option("--max-seconds", type=int, default=None,
+              help="Wall-clock budget of the run in seconds (train.max_seconds); a resumed run counts time spent.")
 @click.option("--batch-size", type=int, default=None, help="Global batch size (thesis: 32).")
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same machine → same images).")
 @click.option("--export/--no-export", "do_export", default=False,
@@ -37,7 +40,7 @@ class _LazyHelpCommand(click.Command):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. train.mixed_precision=true.")
 @user_errors
-def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size, seed, do_export, sets):
+def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds, batch_size, seed, do_export, sets):
     """Train a GAN on a prepared dataset; resumes automatically after a kill.
 
     Writes to the run directory: config.yaml, dataset_manifest.jsonl, checkpoints/,
@@ -49,8 +52,12 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size,
     from keras_mammo.training.run import train as run_training
 
     overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared, "train.epochs": epochs,
-                 "train.resolution": resolution, "train.batch_size": batch_size, "seed": seed, **parse_sets(sets)}
-    if epochs is not None or resolution is not None:
+                 "train.resolution": resolution, "train.batch_size": batch_size, "seed": seed,
+                 "train.max_seconds": max_seconds, **parse_sets(sets)}
+    if resolution is not None and epochs is None and load_config(config_path, {**overrides, "train.resolution": None,
+                                                                               "train.stages": None}).train.stages:
+        overrides["train.resolution"], overrides["train.max_resolution"] = None, resolution   # stages up to R
+    elif epochs is not None or resolution is not None:
         overrides["train.stages"] = []
     cfg = load_config(config_path, overrides)
     out = run_training(cfg)

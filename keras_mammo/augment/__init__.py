@@ -1,0 +1,1 @@
+"""Augmentations applied to every image the discriminator sees (ADA, DiffAugment)."""
