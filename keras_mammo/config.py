@@ -134,7 +134,7 @@ class TrainConfig:
             ``none``; ``ada`` (adaptive discriminator augmentation, Karras et al. 2020,
             ``keras_mammo.augment.ada``); ``diffaugment`` (Zhao et al. 2020, fixed policy
             translation, cutout, brightness, contrast; ``keras_mammo.augment.diffaugment``).
-        ada_target: ADA's target for ``r_t = E[sign(D(real))]`` (paper: 0.6).
+        ada_target: ADA's target for ``r_t = E[sign(D(real))]`` in ``[-1, 1]`` (paper: 0.6).
         ada_kimg: thousands of images over which ADA's p can move from 0 to 1 (paper: 500).
         ada_interval: minibatches between two adjustments of p (paper: 4).
         r1_gamma: weight γ of the R1 penalty ``γ/2·E[‖∇D(x)‖²]`` on real images
@@ -387,8 +387,8 @@ def validate(cfg: Config) -> None:
     for key, value in (("train.ema", t.ema), ("train.ema_rampup", t.ema_rampup), ("train.r1_gamma", t.r1_gamma)):
         if value is not None and value < 0:
             raise ConfigError(f"{key}: must be ≥ 0 (or null), got {value}")
-    if not 0.0 <= t.ada_target <= 1.0:
-        raise ConfigError(f"train.ada_target: must be in [0, 1], got {t.ada_target}")
+    if not -1.0 <= t.ada_target <= 1.0:
+        raise ConfigError(f"train.ada_target: must be in [-1, 1] (r_t = E[sign(D(real))] is), got {t.ada_target}")
     if t.ada_kimg <= 0:
         raise ConfigError(f"train.ada_kimg: must be > 0, got {t.ada_kimg}")
     prev = 0
