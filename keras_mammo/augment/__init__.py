@@ -1,1 +1,1 @@
-"""Augmentations applied to every image the discriminator sees (ADA, DiffAugment)."""
+"""Differentiable image augmentations applied to what a GAN's discriminator sees (DiffAugment, ADA)."""

@@ -264,7 +264,7 @@ class GAN(keras.Model):
         else:
             from keras_mammo.augment.diffaugment import diff_augment
 
-            y = diff_augment(x, tf.cast(seed, tf.int32), image_channels=c)
+            y = diff_augment(x, seed, image_channels=c)
         if conditions is None:
             return y
         return y[..., :c], y[..., c:]
