@@ -157,3 +157,15 @@ def test_spectral_norm_bounds_the_discriminator_kernels():
     for layer in sn:
         k = layer.kernel.numpy().reshape(-1, layer.kernel.shape[-1])
         assert np.linalg.svd(k, compute_uv=False)[0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_d_options_are_refused_by_models_that_ignore_them():
+    from keras_mammo.config import load_config
+    from keras_mammo.errors import ConfigError
+    from keras_mammo.training.gan import GAN
+
+    toy = GAN(keras.Sequential([keras.layers.Dense(4)]), keras.Sequential([keras.layers.Dense(1)]), 2, name="toy")
+    with pytest.raises(ConfigError, match=r"train.loss: 'hinge' is not supported by model 'toy'"):
+        toy.configure_training(load_config(None, {"train.loss": "hinge"}).train)
+    with pytest.raises(ConfigError, match="train.r1_gamma"):
+        toy.configure_training(load_config(None, {"train.r1_gamma": 1}).train)
