@@ -61,7 +61,9 @@ class _LazyHelpCommand(click.Command):
               help="Fixed-resolution config: epochs. Progressive config: N scales the stages' epochs to N in "
                    "total (in proportion); A,B,... sets each stage's epochs. Stages are never dropped.")
 @click.option("--resolution", type=int, default=None,
-              help="Train one fixed resolution instead of the config's stages (says so).")
+              help="Training resolution; on a progressive config, train only the stages up to it (says so).")
+@click.option("--max-seconds", type=int, default=None,
+              help="Wall-clock budget of the run in seconds (train.max_seconds); a resumed run counts time spent.")
 @click.option("--batch-size", type=int, default=None, help="Global batch size (thesis: 32).")
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same machine → same images).")
 @click.option("--export/--no-export", "do_export", default=False,
@@ -70,7 +72,8 @@ class _LazyHelpCommand(click.Command):
               help="Override any config key, e.g. train.mixed_precision=true.")
 @quiet_option
 @user_errors
-def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size, seed, do_export, sets, quiet):
+def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds, batch_size, seed, do_export, sets,
+          quiet):
     """Train a GAN on a prepared dataset; resumes automatically after a kill.
 
     \b
@@ -91,7 +94,7 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, batch_size,
     if epochs is not None:
         parse_epochs(epochs)   # a bad value answers before the config is loaded
     overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared,
-                 "train.batch_size": batch_size, "seed": seed, **parse_sets(sets)}
+                 "train.batch_size": batch_size, "seed": seed, "train.max_seconds": max_seconds, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)
     cfg = apply_schedule_options(cfg, epochs, resolution, quiet)
 
@@ -120,15 +123,7 @@ def apply_schedule_options(cfg, epochs: str | None, resolution: int | None, quie
 
     counts = parse_epochs(epochs) if epochs is not None else None
     t = cfg.train
-    if resolution is not None:
-        if counts is not None and len(counts) != 1:
-            raise click.UsageError("--resolution trains one stage: give --epochs as one number")
-        if t.stages:
-            note(f"--resolution {resolution}: one fixed-resolution stage instead of the config's stages "
-                 f"({describe_stages(t.stages)})", quiet)
-        t = dataclasses.replace(t, stages=[], resolution=resolution,
-                                epochs=counts[0] if counts else (sum(s.epochs for s in t.stages) or t.epochs))
-    elif counts is not None:
+    if counts is not None:
         if t.stages:
             new = scale_stages(t.stages, counts)
             how = f"scaled to {counts[0]} epochs in total" if len(counts) == 1 and len(t.stages) > 1 else "set"
@@ -138,6 +133,18 @@ def apply_schedule_options(cfg, epochs: str | None, resolution: int | None, quie
             if len(counts) != 1:
                 raise click.UsageError(f"--epochs {epochs}: this config has one fixed resolution; give one number")
             t = dataclasses.replace(t, epochs=counts[0])
+    if resolution is not None:
+        if t.stages:
+            kept = [s for s in t.stages if s.resolution <= resolution]
+            if not kept:
+                raise click.UsageError(f"--resolution {resolution}: no stage of this config is at or below "
+                                       f"{resolution} px ({describe_stages(t.stages)})")
+            if len(kept) < len(t.stages):
+                note(f"--resolution {resolution}: training the stages up to {resolution} px only "
+                     f"({describe_stages(kept)} of {describe_stages(t.stages)})", quiet)
+            t = dataclasses.replace(t, max_resolution=max(s.resolution for s in kept))
+        else:
+            t = dataclasses.replace(t, resolution=resolution)
     if t is cfg.train:
         return cfg
     cfg = dataclasses.replace(cfg, train=t)

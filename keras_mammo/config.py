@@ -115,6 +115,43 @@ class TrainConfig:
         jit_compile: XLA-compile the train step (measured slower on this CPU).
         tensorboard: write TensorBoard scalars and images.
         deterministic: enable TensorFlow op determinism (same seed → same weights).
+        max_seconds: wall-clock budget of the whole run in seconds (null = none). Checked
+            at the end of every epoch: the epoch that crosses it is the last, and it is
+            checkpointed (and evaluated when ``eval_every`` > 0). A resumed run counts the
+            seconds already spent (stored in each checkpoint's state and in ``run.json``).
+        max_resolution: train only the stages up to this resolution (``keras-mammo train
+            --resolution R`` on a progressive config); null trains every stage.
+        ema: half-life of the generator's exponential moving average in thousands of
+            images (StyleGAN2-ADA's ``ema_kimg``, Karras et al. 2020, App. B; 10 there);
+            null or 0 disables it. Samples, in-training evaluation, ``generate``,
+            ``evaluate --run`` and ``export`` use the EMA weights when they exist.
+        ema_rampup: the half-life is at most ``ema_rampup`` × images seen so far
+            (StyleGAN2-ADA's ``ema_rampup`` = 0.05), so early weights are forgotten fast;
+            null disables the ramp-up.
+        use_ema: inference (samples, evaluation, generate, export) uses the EMA weights
+            when the run has them; false picks the raw generator.
+        augment: augmentation of every image the discriminator sees (real and fake):
+            ``none``; ``ada`` (adaptive discriminator augmentation, Karras et al. 2020,
+            ``keras_mammo.augment.ada``); ``diffaugment`` (Zhao et al. 2020, fixed policy
+            translation, cutout, brightness, contrast; ``keras_mammo.augment.diffaugment``).
+        ada_target: ADA's target for ``r_t = E[sign(D(real))]`` in ``[-1, 1]`` (paper: 0.6).
+        ada_kimg: thousands of images over which ADA's p can move from 0 to 1 (paper: 500).
+        ada_interval: minibatches between two adjustments of p (paper: 4).
+        r1_gamma: weight γ of the R1 penalty ``γ/2·E[‖∇D(x)‖²]`` on real images
+            (Mescheder et al. 2018, Eq. 9), applied lazily every ``r1_interval``
+            minibatches and scaled by it (StyleGAN2, Karras et al. 2020b, §3.1); 0
+            disables it. Models: thesis, dcgan (stylegan has its own ``model.params.r1_gamma``).
+        r1_interval: minibatches between two R1 evaluations (StyleGAN2: 16).
+        loss: ``default`` (each model's published loss) or ``hinge`` (Lim & Ye 2017;
+            Miyato et al. 2018, Eq. 17: D minimizes ``E[relu(1−D(x))] + E[relu(1+D(G(z)))]``,
+            G minimizes ``−E[D(G(z))]``). Models: thesis, dcgan.
+        spectral_norm: spectral normalization of every discriminator weight (Miyato et
+            al. 2018, §2.1, one power iteration per step). Models: thesis, dcgan.
+        eval_every: epochs between in-training evaluations (FID and KID of ``eval_n``
+            generated images against the training films; ``eval.csv``, TensorBoard, and a
+            ``best`` checkpoint by FID); 0 disables them.
+        eval_n: images generated per in-training evaluation.
+        early_stop_evals: stop after this many evaluations without a better FID (0 = never).
     """
 
     stages: list[StageConfig] = dataclasses.field(default_factory=list)
@@ -135,10 +172,29 @@ class TrainConfig:
     jit_compile: bool = False
     tensorboard: bool = True
     deterministic: bool = True
+    max_seconds: int | None = None
+    max_resolution: int | None = None
+    ema: float | None = None
+    ema_rampup: float | None = 0.05
+    use_ema: bool = True
+    augment: str = _choice("none", "ada", "diffaugment", default="none")
+    ada_target: float = 0.6
+    ada_kimg: float = 500.0
+    ada_interval: int = 4
+    r1_gamma: float = 0.0
+    r1_interval: int = 16
+    loss: str = _choice("default", "hinge", default="default")
+    spectral_norm: bool = False
+    eval_every: int = 0
+    eval_n: int = 200
+    early_stop_evals: int = 0
 
     def schedule(self) -> list[StageConfig]:
-        """The stages to train: ``stages`` or one fixed-resolution stage."""
-        return list(self.stages) or [StageConfig(self.resolution, self.epochs, 0)]
+        """The stages to train: ``stages`` (up to ``max_resolution``) or one fixed-resolution stage."""
+        stages = list(self.stages) or [StageConfig(self.resolution, self.epochs, 0)]
+        if self.max_resolution is not None:
+            stages = [s for s in stages if s.resolution <= self.max_resolution]
+        return stages
 
 
 @dataclasses.dataclass
@@ -317,6 +373,24 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.min_shape_score: {cfg.data.min_shape_score} is outside [0, 1]")
     if cfg.train.batch_size < 1:
         raise ConfigError(f"train.batch_size: must be ≥ 1, got {cfg.train.batch_size}")
+    t = cfg.train
+    if t.max_resolution is not None:
+        have = [s.resolution for s in (t.stages or [StageConfig(t.resolution, t.epochs, 0)])]
+        if t.max_resolution not in have:
+            raise ConfigError(f"train.max_resolution: {t.max_resolution} is not a stage resolution; "
+                              f"allowed values: {', '.join(map(str, have))}")
+    for key, value, low in (("train.max_seconds", t.max_seconds, 1), ("train.ada_interval", t.ada_interval, 1),
+                            ("train.r1_interval", t.r1_interval, 1), ("train.eval_every", t.eval_every, 0),
+                            ("train.eval_n", t.eval_n, 2), ("train.early_stop_evals", t.early_stop_evals, 0)):
+        if value is not None and value < low:
+            raise ConfigError(f"{key}: must be ≥ {low}, got {value}")
+    for key, value in (("train.ema", t.ema), ("train.ema_rampup", t.ema_rampup), ("train.r1_gamma", t.r1_gamma)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}: must be ≥ 0 (or null), got {value}")
+    if not -1.0 <= t.ada_target <= 1.0:
+        raise ConfigError(f"train.ada_target: must be in [-1, 1] (r_t = E[sign(D(real))] is), got {t.ada_target}")
+    if t.ada_kimg <= 0:
+        raise ConfigError(f"train.ada_kimg: must be > 0, got {t.ada_kimg}")
     prev = 0
     for i, st in enumerate(cfg.train.schedule()):
         key = f"train.stages[{i}]" if cfg.train.stages else "train.resolution"

@@ -42,6 +42,26 @@ def generator_bce_loss(fake_logits):
     return ops.mean(_bce_with_logits(ops.ones_like(fake_logits), fake_logits))
 
 
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """Hinge loss of the discriminator ``E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]``.
+
+    Lim & Ye 2017 ("Geometric GAN"); Miyato et al. 2018 (SN-GAN, Eq. 17); used by
+    FastGAN (Liu et al. 2021).
+
+    Args:
+        real_logits, fake_logits: ``(N, 1)`` float32 scores.
+
+    Returns:
+        scalar float32.
+    """
+    return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
+
+
+def hinge_generator_loss(fake_logits):
+    """Generator loss paired with the hinge discriminator loss: ``−E[D(G(z))]`` (Miyato et al. 2018, Eq. 17)."""
+    return -ops.mean(fake_logits)
+
+
 def wasserstein_critic_loss(real_scores, fake_scores):
     """WGAN critic loss ``mean(C(G(z))) − mean(C(x))`` (Arjovsky et al. 2017, Eq. 3)."""
     return ops.mean(fake_scores) - ops.mean(real_scores)

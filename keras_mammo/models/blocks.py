@@ -52,10 +52,11 @@ class DownsampleConvBlock(layers.Layer):
     ``(N, H, W, C_in)`` → ``(N, H/2, W/2, filters)``.
     """
 
-    def __init__(self, filters: int, kernel_size: int = 3, dropout: float = 0.2, seed: int | None = None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int = 3, dropout: float = 0.2, seed: int | None = None,
+                 spectral_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.dropout_rate = filters, kernel_size, dropout
-        self.conv = layers.Conv2D(filters, kernel_size, strides=2, padding="same")
+        self.conv = spectral(layers.Conv2D(filters, kernel_size, strides=2, padding="same"), spectral_norm)
         self.act = layers.LeakyReLU(negative_slope=0.2)
         self.drop = layers.Dropout(dropout, seed=seed) if dropout > 0 else None
 
@@ -75,9 +76,19 @@ def to_grayscale(name: str) -> layers.Layer:
     return layers.Conv2D(1, 1, padding="same", name=name)
 
 
-def from_grayscale(filters: int, name: str) -> keras.Sequential:
+def from_grayscale(filters: int, name: str, spectral_norm: bool = False) -> keras.Sequential:
     """ProGAN "fromRGB" for one channel: ``Conv2D(filters, 1×1) → LeakyReLU(0.2)``."""
-    return keras.Sequential([layers.Conv2D(filters, 1, padding="same"), layers.LeakyReLU(negative_slope=0.2)], name=name)
+    return keras.Sequential([spectral(layers.Conv2D(filters, 1, padding="same"), spectral_norm),
+                             layers.LeakyReLU(negative_slope=0.2)], name=name)
+
+
+def spectral(layer: layers.Layer, enabled: bool = True) -> layers.Layer:
+    """``layer`` wrapped in spectral normalization when ``enabled`` (Miyato et al. 2018, §2.1).
+
+    Uses ``keras.layers.SpectralNormalization`` (one power iteration per training call):
+    the kernel is divided by its largest singular value before each training forward pass.
+    """
+    return layers.SpectralNormalization(layer) if enabled else layer
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,6 +121,7 @@ class ConvNormAct(layers.Layer):
         dropout: dropout rate after the activation (0 = none).
         seed: dropout / initializer seed.
         dcgan_init: initialize the kernel with ``N(0, 0.02)`` (else Glorot uniform).
+        spectral_norm: spectral normalization of the kernel (Miyato et al. 2018).
 
     Raises:
         ValueError: unknown ``norm`` or ``activation``.
@@ -120,7 +132,7 @@ class ConvNormAct(layers.Layer):
 
     def __init__(self, filters: int, kernel_size: int = 3, strides: int = 1, transpose: bool = False,
                  norm: str | None = None, activation: str | None = "lrelu", dropout: float = 0.0,
-                 seed: int | None = None, dcgan_init: bool = True, **kwargs):
+                 seed: int | None = None, dcgan_init: bool = True, spectral_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
         if norm not in self.NORMS:
             raise ValueError(f"norm must be one of {self.NORMS}, got {norm!r}")
@@ -131,8 +143,8 @@ class ConvNormAct(layers.Layer):
         self.dropout_rate, self.seed, self.dcgan_init = dropout, seed, dcgan_init
         conv = layers.Conv2DTranspose if transpose else layers.Conv2D
         init = dcgan_initializer(seed) if dcgan_init else "glorot_uniform"
-        self.conv = conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm != "batch",
-                         kernel_initializer=init)
+        self.conv = spectral(conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm != "batch",
+                                  kernel_initializer=init), spectral_norm)
         if norm == "batch":
             self.norm_layer = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
         elif norm == "layer":

@@ -33,7 +33,7 @@ from keras import layers, ops
 
 from keras_mammo.errors import ConfigError
 from keras_mammo.losses import discriminator_bce_loss, generator_bce_loss
-from keras_mammo.models.blocks import ConvNormAct, dcgan_initializer
+from keras_mammo.models.blocks import ConvNormAct, dcgan_initializer, spectral
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution
 from keras_mammo.models.registry import register_model
 from keras_mammo.training.gan import GAN
@@ -110,17 +110,19 @@ class DCGANDiscriminator(keras.Model):
         norm: normalization of every layer but the first: ``"batch"`` (DCGAN), ``None``
             or ``"layer"`` (WGAN-GP critics must not use batch normalization,
             Gulrajani et al. 2017, §4).
+        spectral_norm: spectral normalization of every weight (Miyato et al. 2018).
     """
 
     def __init__(self, resolution: int, base_channels: int, max_channels: int, norm: str | None = "batch",
-                 **kwargs):
+                 spectral_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.resolution = resolution
         widths = discriminator_widths(resolution, base_channels, max_channels)
         self.downs = [ConvNormAct(w, 5, 2, norm=None if i == 0 else norm, activation="lrelu",
-                                  name=f"down_{resolution >> i}") for i, w in enumerate(widths)]
+                                  spectral_norm=spectral_norm, name=f"down_{resolution >> i}")
+                      for i, w in enumerate(widths)]
         self.flatten = layers.Flatten()
-        self.head = layers.Dense(1, kernel_initializer=dcgan_initializer(), name="logit")
+        self.head = spectral(layers.Dense(1, kernel_initializer=dcgan_initializer(), name="logit"), spectral_norm)
 
     def call(self, x, training=False):
         for down in self.downs:
@@ -135,12 +137,14 @@ class DCGAN(GAN):
     discriminator probabilities).
     """
 
+    supports_d_options = True
     default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
 
-    def __init__(self, latent_dim: int, resolution: int, params: DCGANParams, seed: int = 0, **kwargs):
+    def __init__(self, latent_dim: int, resolution: int, params: DCGANParams, seed: int = 0,
+                 spectral_norm: bool = False, **kwargs):
         gen = DCGANGenerator(latent_dim, resolution, params, name="generator")
         disc = DCGANDiscriminator(resolution, params.d_base_channels, params.max_d_channels, norm="batch",
-                                  name="discriminator")
+                                  spectral_norm=spectral_norm, name="discriminator")
         super().__init__(gen, disc, latent_dim, seed=seed, **kwargs)
         self.resolution = resolution
         self.params = params
@@ -149,26 +153,30 @@ class DCGAN(GAN):
         real = data["image"]
         batch = ops.shape(real)[0]
 
+        disc = lambda x: self.discriminator(x, training=True)  # noqa: E731
         z = self.latent_batch(batch, stream=0)
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            d_loss = discriminator_bce_loss(real_logits, fake_logits)
-            scaled = scaled_loss(self, self.d_optimizer, d_loss)
+            real_logits = disc(self.augment_for_d(real))
+            fake_logits = disc(self.augment_for_d(fake))
+            self.observe_real_logits(real_logits)
+            r1_term, r1 = self.r1_term(lambda x: disc(self.augment_for_d(x)), real)
+            d_loss = self.d_loss(real_logits, fake_logits, discriminator_bce_loss)
+            scaled = scaled_loss(self, self.d_optimizer, d_loss + r1_term)
         apply_gradients(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
 
         z = self.latent_batch(batch, stream=1)
         with tf.GradientTape() as tape:
-            g_loss = generator_bce_loss(self.discriminator(self.generator(z, training=True), training=True))
+            g_loss = self.g_loss(disc(self.augment_for_d(self.generator(z, training=True))), generator_bce_loss)
             scaled = scaled_loss(self, self.g_optimizer, g_loss)
         apply_gradients(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
+        extra = {"r1": r1} if self.r1_gamma > 0 else {}
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": ops.mean(ops.sigmoid(real_logits)),
-                "d_fake": ops.mean(ops.sigmoid(fake_logits))}
+                "d_fake": ops.mean(ops.sigmoid(fake_logits)), **extra}
 
 
 @register_model("dcgan", DCGANParams, "Radford et al. 2016 DCGAN (Reyes-Hernández et al. 2025), non-saturating BCE")
 def build_dcgan(cfg, params: DCGANParams, data_info=None) -> DCGAN:
     res = single_resolution(cfg, "dcgan")
     num_up_layers(res)
-    return DCGAN(cfg.model.latent_dim, res, params, seed=cfg.seed, name="dcgan")
+    return DCGAN(cfg.model.latent_dim, res, params, seed=cfg.seed, spectral_norm=cfg.train.spectral_norm, name="dcgan")

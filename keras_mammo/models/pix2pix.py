@@ -190,8 +190,11 @@ class Pix2Pix(GAN):
         cond = self.condition_from(data)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(cond, training=True)
-            real_logits = self.discriminator(ops.concatenate([cond, real], axis=-1), training=True)
-            fake_logits = self.discriminator(ops.concatenate([cond, fake], axis=-1), training=True)
+            real_a, cond_r = self.augment_for_d(real, cond)   # geometric transforms move the condition too
+            fake_a, cond_f = self.augment_for_d(fake, cond)
+            real_logits = self.discriminator(ops.concatenate([cond_r, real_a], axis=-1), training=True)
+            fake_logits = self.discriminator(ops.concatenate([cond_f, fake_a], axis=-1), training=True)
+            self.observe_real_logits(real_logits)
             d_loss = discriminator_bce_loss(real_logits, fake_logits)  # = objective / 2 (§3.3)
             g_gan = generator_bce_loss(fake_logits)
             l1 = l1_loss(real, fake)

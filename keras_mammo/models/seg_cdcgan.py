@@ -145,7 +145,13 @@ class SegCDCGAN(GAN):
         raise TypeError("seg-cdcgan needs a mask: use generate(latents, {'lesion_mask': masks})")
 
     def critic(self, images, masks, training=True):
-        """Critic scores of (image, mask) pairs: ``(N, 1)`` float32."""
+        """Critic scores of (image, mask) pairs: ``(N, 1)`` float32.
+
+        In training the pair is augmented first (``train.augment``; the mask moves
+        with the image).
+        """
+        if training:
+            images, masks = self.augment_for_d(images, masks)
         return self.discriminator(ops.concatenate([images, masks], axis=-1), training=training)
 
     def train_step(self, data):
@@ -159,6 +165,7 @@ class SegCDCGAN(GAN):
                 fake = g((z, masks), training=True)
                 real_scores = self.critic(real, masks)
                 fake_scores = self.critic(fake, masks)
+                self.observe_real_logits(real_scores)
                 gp = gradient_penalty(lambda x: self.critic(x, masks), real, fake, eps)
                 d_loss = wasserstein_critic_loss(real_scores, fake_scores) + self.params.gp_weight * gp
                 scaled = scaled_loss(self, self.d_optimizer, d_loss)

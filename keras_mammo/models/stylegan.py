@@ -384,13 +384,14 @@ class StyleGAN(ProgressiveGAN):
         batch = ops.shape(real)[0]
         alpha = self.current_alpha()
         g, d = self.generator, self.discriminator
-        disc = lambda x: d(x, training=True, alpha=alpha)  # noqa: E731
+        disc = lambda x: d(self.augment_for_d(x), training=True, alpha=alpha)  # noqa: E731
 
         ws, _ = self.mixed_styles(batch, stream=0)
         with tf.GradientTape() as tape:
             fake = g.synthesis(ws, alpha=alpha, noise_seed=step_seed(self, 300))
             fake_logits = disc(fake)
             r1, real_logits = r1_penalty(disc, real, return_logits=True)
+            self.observe_real_logits(real_logits)
             d_loss = logistic_discriminator_loss(real_logits, fake_logits) + 0.5 * self.params.r1_gamma * r1
             scaled = scaled_loss(self, self.d_optimizer, d_loss)
         apply_gradients(self.d_optimizer, tape, scaled, d.trainable_variables)

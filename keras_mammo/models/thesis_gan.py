@@ -31,6 +31,7 @@ from keras_mammo.models.blocks import (
     UpsampleConvBlock,
     fade_in,
     from_grayscale,
+    spectral,
     to_grayscale,
 )
 from keras_mammo.models.registry import register_model
@@ -123,7 +124,8 @@ class ProgressiveDiscriminator(keras.Model):
     ``call(x)``: ``(N, R, R, 1)`` in ``[-1, 1]`` → ``(N, 1)`` float32 logits.
     """
 
-    def __init__(self, max_resolution: int, params: ThesisParams, seed: int = 0, **kwargs):
+    def __init__(self, max_resolution: int, params: ThesisParams, seed: int = 0, spectral_norm: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.max_resolution, self.params = max_resolution, params
         self.res_list = _resolutions(params.base_resolution, max_resolution)
@@ -131,12 +133,13 @@ class ProgressiveDiscriminator(keras.Model):
             raise ValueError(f"model.params.d_channels: needs {len(self.res_list)} entries for {max_resolution} px")
         ch = dict(zip(self.res_list, params.d_channels))
         # string keys: TensorFlow's checkpointing only tracks dicts keyed by str
-        self.blocks = {str(r): DownsampleConvBlock(ch[r], dropout=params.dropout, seed=seed + i, name=f"block_{r}")
+        self.blocks = {str(r): DownsampleConvBlock(ch[r], dropout=params.dropout, seed=seed + i,
+                                                   spectral_norm=spectral_norm, name=f"block_{r}")
                        for i, r in enumerate(self.res_list)}
         # fromGray at resolution r feeds block r, whose input matches block 2r's output: ch[r] / 2 filters
-        self.from_gray = {str(r): from_grayscale(max(1, ch[r] // 2), f"from_gray_{r}") for r in self.res_list}
+        self.from_gray = {str(r): from_grayscale(max(1, ch[r] // 2), f"from_gray_{r}", spectral_norm) for r in self.res_list}
         self.flatten = layers.Flatten()
-        self.head = layers.Dense(1, name="logit")
+        self.head = spectral(layers.Dense(1, name="logit"), spectral_norm)
         self.resolution = max_resolution
         self.alpha = self.add_weight(shape=(), initializer="ones", trainable=False, name="alpha")
 
@@ -164,11 +167,14 @@ class ProgressiveDiscriminator(keras.Model):
 class ThesisGAN(ProgressiveGAN):
     """Rahali 2025's GAN trained with BCE and progressive growing (see module docstring)."""
 
+    supports_d_options = True
     default_optimizer = {"g_learning_rate": 1e-4, "d_learning_rate": 1e-5, "beta_1": 0.5, "beta_2": 0.999}
 
-    def __init__(self, latent_dim: int, max_resolution: int, params: ThesisParams, seed: int = 0, **kwargs):
+    def __init__(self, latent_dim: int, max_resolution: int, params: ThesisParams, seed: int = 0,
+                 spectral_norm: bool = False, **kwargs):
         gen = ProgressiveGenerator(latent_dim, max_resolution, params, name="generator")
-        disc = ProgressiveDiscriminator(max_resolution, params, seed=seed, name="discriminator")
+        disc = ProgressiveDiscriminator(max_resolution, params, seed=seed, spectral_norm=spectral_norm,
+                                        name="discriminator")
         super().__init__(gen, disc, latent_dim, seed=seed, **kwargs)
 
     def train_step(self, data):
@@ -178,13 +184,16 @@ class ThesisGAN(ProgressiveGAN):
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
 
+        disc = lambda x: self.discriminator(x, training=True, alpha=alpha)  # noqa: E731
         z = self.latent_batch(batch, stream=0)
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True, alpha=alpha)
-            real_logits = self.discriminator(real, training=True, alpha=alpha)
-            fake_logits = self.discriminator(fake, training=True, alpha=alpha)
-            d_loss = discriminator_bce_loss(real_logits, fake_logits)
-            scaled = self.d_optimizer.scale_loss(self.scale_loss(d_loss))
+            real_logits = disc(self.augment_for_d(real))
+            fake_logits = disc(self.augment_for_d(fake))
+            self.observe_real_logits(real_logits)
+            r1_term, r1 = self.r1_term(lambda x: disc(self.augment_for_d(x)), real)
+            d_loss = self.d_loss(real_logits, fake_logits, discriminator_bce_loss)
+            scaled = self.d_optimizer.scale_loss(self.scale_loss(d_loss + r1_term))
         grads = tape.gradient(scaled, d_vars)
         pairs = [(g, v) for g, v in zip(grads, d_vars) if g is not None]
         self.d_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
@@ -192,21 +201,24 @@ class ThesisGAN(ProgressiveGAN):
         z = self.latent_batch(batch, stream=1)
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True, alpha=alpha)
-            g_loss = generator_bce_loss(self.discriminator(fake, training=True, alpha=alpha))
+            g_loss = self.g_loss(disc(self.augment_for_d(fake)), generator_bce_loss)
             scaled = self.g_optimizer.scale_loss(self.scale_loss(g_loss))
         grads = tape.gradient(scaled, g_vars)
         pairs = [(g, v) for g, v in zip(grads, g_vars) if g is not None]
         self.g_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        extra = {"r1": r1} if self.r1_gamma > 0 else {}
         return {
             "d_loss": d_loss,
             "g_loss": g_loss,
             "d_real": ops.mean(ops.sigmoid(real_logits)),
             "d_fake": ops.mean(ops.sigmoid(fake_logits)),
             "alpha": alpha,
+            **extra,
         }
 
 
 @register_model("thesis", ThesisParams, "Rahali 2025 custom GAN, BCE, progressive 64→128→256 (default)")
 def build_thesis_gan(cfg, params: ThesisParams, data_info=None) -> ThesisGAN:
     max_res = max(s.resolution for s in cfg.train.schedule())
-    return ThesisGAN(cfg.model.latent_dim, max_res, params, seed=cfg.seed, name="thesis_gan")
+    return ThesisGAN(cfg.model.latent_dim, max_res, params, seed=cfg.seed, spectral_norm=cfg.train.spectral_norm,
+                     name="thesis_gan")

@@ -118,7 +118,8 @@ class RunMonitor(keras.callbacks.Callback):
         model = self.model
         if hasattr(model, "sync_alpha"):
             model.sync_alpha()
-        imgs = np.asarray(model.sample(self.fixed_latents, self.fixed_batch))
+        with model.inference_weights():   # the EMA generator when the run has one
+            imgs = np.asarray(model.sample(self.fixed_latents, self.fixed_batch))
         grid = image_grid((imgs + 1.0) / 2.0)
         save_image(self.run_dir / "samples" / f"epoch_{epoch:06d}.png", grid)
         save_image(self.run_dir / "samples" / "latest.png", grid)

@@ -37,22 +37,31 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(run_dir: str | Path, epoch: int, variables: list, state: dict, keep: int = 3) -> Path:
+def best_checkpoint(run_dir: str | Path) -> Path | None:
+    """``checkpoints/best.npz`` (the best in-training FID so far, never rotated), or None."""
+    path = checkpoint_dir(run_dir) / "best.npz"
+    return path if path.is_file() else None
+
+
+def save_checkpoint(run_dir: str | Path, epoch: int, variables: list, state: dict, keep: int = 3,
+                    name: str | None = None) -> Path:
     """Save ``variables`` and ``state`` as ``ckpt-<epoch>.npz`` atomically; keep the newest ``keep``.
 
     Args:
         epoch: completed epochs (1-based).
         variables: Keras/TF variables, in a fixed order.
         state: JSON-serializable training state.
+        name: save as ``<name>.npz`` instead (e.g. ``"best"``); such checkpoints are
+            replaced by the next save of the same name and never rotated away.
     """
-    path = checkpoint_dir(run_dir) / f"ckpt-{epoch:06d}.npz"
+    path = checkpoint_dir(run_dir) / (f"{name}.npz" if name else f"ckpt-{epoch:06d}.npz")
     arrays = {f"v{i:05d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v) for i, v in enumerate(variables)}
     arrays["__state__"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
     arrays["__paths__"] = np.array([getattr(v, "path", str(i)) for i, v in enumerate(variables)])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 and not name else []:
         old.unlink(missing_ok=True)
     return path
 

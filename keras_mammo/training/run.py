@@ -5,7 +5,9 @@
     config.yaml            the resolved configuration
     dataset_manifest.jsonl the prepared-dataset rows this run trains on
     data_info.json         classes, image count, prepared resolution
-    checkpoints/           ckpt-<epoch>.npz (atomic; the newest `keep_checkpoints`)
+    checkpoints/           ckpt-<epoch>.npz (atomic; the newest `keep_checkpoints`), best.npz
+                           (lowest in-training FID, never rotated; with train.eval_every)
+    eval.csv               in-training FID/KID, floor, evaluation share (train.eval_every)
     samples/               fixed-latent sample grids per epoch, latest.png
     losses_steps.csv       per-step losses (step, epoch, resolution, alpha, d_loss, g_loss, ...)
     losses_epochs.csv      per-epoch means and images/s
@@ -41,14 +43,16 @@ from keras_mammo.data.pipeline import (
 from keras_mammo.errors import ConfigError, DataError
 from keras_mammo.models.registry import DataInfo, build_model
 from keras_mammo.training.callbacks import RunMonitor, truncate_csv
-from keras_mammo.training.checkpoint import latest_checkpoint, restore_checkpoint
+from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, restore_checkpoint
+from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.training.gan import GAN
 from keras_mammo.training.progress import RunProgress, record_run_end
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
 #: Keys that may differ when a run is resumed (they extend or observe it, not change it).
 RESUMABLE_KEYS = {"train.epochs", "train.checkpoint_every", "train.sample_every", "train.keep_checkpoints",
-                  "train.tensorboard", "run_dir", "export", "data.workers"}
+                  "train.tensorboard", "run_dir", "export", "data.workers", "train.max_seconds", "train.eval_every",
+                  "train.early_stop_evals", "train.use_ema"}
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
@@ -119,6 +123,7 @@ def build_run_model(cfg: Config, data_info: DataInfo) -> GAN:
     model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=bool(cfg.train.jit_compile))
     model.build_networks()
     model.build_optimizers()
+    model.configure_training(cfg.train)
     return model
 
 
@@ -241,6 +246,9 @@ def train(cfg: Config, progress: bool = True) -> Path:
         _check_stage_progress(run_dir, schedule, completed, int(state.get("stage_index") or 0), previous_config)
         for name in ("losses_steps.csv", "losses_epochs.csv"):
             truncate_csv(run_dir / name, completed)
+        truncate_eval_csv(run_dir, completed)
+        budget = Budget(t.max_seconds, float(state.get("seconds", 0.0)))
+        stop_reason = None
         ends, total = [], 0
         for st in schedule:
             total += st.epochs
@@ -252,6 +260,9 @@ def train(cfg: Config, progress: bool = True) -> Path:
         for i, st in enumerate(schedule):
             if completed >= ends[i]:
                 continue
+            if budget.exhausted():
+                stop_reason = "budget"
+                break
             start_epoch = max(completed, ends[i] - st.epochs)
             resumed_here = state.get("stage") and state.get("stage_index") == i and completed > ends[i] - st.epochs
             start_step = state["stage"]["stage_start_step"] if resumed_here and "stage_start_step" in state["stage"] \
@@ -263,18 +274,29 @@ def train(cfg: Config, progress: bool = True) -> Path:
 
             def state_fn(done, i=i):
                 return {"epoch": done, "stage_index": i, "stage": model.stage_state(), "step": int(model.step.numpy()),
-                        "seed": cfg.seed, "model": cfg.model.name}
+                        "seed": cfg.seed, "model": cfg.model.name, "seconds": round(budget.spent(), 3)}
 
             monitor = RunMonitor(run_dir, i, st.resolution, ends[i], steps, t.batch_size, t.checkpoint_every,
                                  t.sample_every, t.keep_checkpoints, fixed_latents,
                                  fixed_batch(stage, t.sample_count), state_fn, t.tensorboard, progress)
-            model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
-                      callbacks=[monitor, *([run_progress.for_stage(i, steps)] if run_progress else [])],
-                      verbose=0, shuffle=False)
-            completed = ends[i]
+            every, end_i = max(1, t.checkpoint_every), ends[i]
+            control = RunControl(run_dir, cfg, st.resolution, ends[i], i == len(schedule) - 1, t.batch_size, steps,
+                                 budget, state_fn, lambda done, e=every, end=end_i: done % e == 0 or done == end,
+                                 progress)
+            callbacks = [monitor, control, *([run_progress.for_stage(i, steps)] if run_progress else [])]
+            history = model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
+                                callbacks=callbacks, verbose=0, shuffle=False)
+            ran = len(history.epoch) if history is not None else ends[i] - start_epoch
+            completed = start_epoch + ran
             state = state_fn(completed)
-        status.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), epochs=completed,
-                      step=int(model.step.numpy()))
+            if control.stop_reason is not None:
+                stop_reason = control.stop_reason
+                break
+        status.update(status="finished" if stop_reason is None else "stopped", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                      epochs=completed, step=int(model.step.numpy()), seconds=round(budget.spent(), 3))
+        if stop_reason is not None:
+            status["stop_reason"] = {"budget": f"train.max_seconds ({t.max_seconds} s) spent",
+                                     "early_stop": f"{t.early_stop_evals} evaluations without a lower FID"}[stop_reason]
         write_json_atomic(run_dir / "run.json", status)
     except BaseException as exc:   # Ctrl-C, SIGTERM (as SystemExit) or an error: run.json says so
         record_run_end(run_dir / "run.json", exc)
@@ -284,14 +306,21 @@ def train(cfg: Config, progress: bool = True) -> Path:
     return run_dir
 
 
-def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = None) -> tuple[GAN, Config, dict]:
-    """Rebuild a run's model and restore a checkpoint (default: the newest).
+def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = None,
+                   ema: bool | None = None) -> tuple[GAN, Config, dict]:
+    """Rebuild a run's model and restore a checkpoint (default: ``best``, else the newest).
 
     Args:
-        checkpoint: a checkpoint path, an epoch number, or None for the newest.
+        checkpoint: ``None`` (``checkpoints/best.npz`` when the run has one, else the
+            newest), ``"best"``, ``"latest"`` (the newest), an epoch number, or a path.
+            A ``":raw"`` suffix (``"latest:raw"``, ``"best:raw"``, ``"12:raw"``, ``":raw"``)
+            selects the raw generator weights instead of the EMA ones.
+        ema: use the EMA generator weights when the checkpoint has them (None:
+            ``train.use_ema`` of the run, unless ``":raw"`` is given).
 
     Returns:
-        ``(model, config, state)``; the model is set to the checkpoint's stage, α synced.
+        ``(model, config, state)``; the model is set to the checkpoint's stage, α synced,
+        and its generator holds the EMA weights (see ``ema``).
 
     Raises:
         DataError: not a run directory, or no such checkpoint.
@@ -300,8 +329,16 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    if checkpoint is None:
-        path = latest_checkpoint(run_dir)
+    if isinstance(checkpoint, str) and checkpoint.endswith(":raw"):
+        checkpoint, ema = checkpoint[:-4] or None, False
+    if checkpoint == "best":
+        path = best_checkpoint(run_dir)
+        if path is None:
+            raise DataError(f"{run_dir}: no best checkpoint (checkpoints/best.npz is written by in-training "
+                            f"evaluation, train.eval_every > 0); use --checkpoint latest")
+    elif checkpoint is None or checkpoint in ("latest", "newest"):
+        path = best_checkpoint(run_dir) if checkpoint is None else None
+        path = path or latest_checkpoint(run_dir)
         if path is None:
             raise DataError(f"{run_dir}: the run has no checkpoint yet; train it first")
     elif isinstance(checkpoint, int) or str(checkpoint).isdigit():
@@ -320,4 +357,9 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
                         st.get("global_batch", 1))
     if hasattr(model, "sync_alpha"):
         model.sync_alpha()
+    use_ema = cfg.train.use_ema if ema is None else ema
+    if use_ema and model.ema is not None:
+        model.ema.copy_to_generator()
+    state["checkpoint"] = path.name
+    state["weights"] = "ema" if use_ema and model.ema is not None else "raw"
     return model, cfg, state
