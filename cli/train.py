@@ -123,28 +123,28 @@ def apply_schedule_options(cfg, epochs: str | None, resolution: int | None, quie
 
     counts = parse_epochs(epochs) if epochs is not None else None
     t = cfg.train
+    kept = t.stages
+    if resolution is not None and t.stages:
+        kept = [s for s in t.stages if s.resolution <= resolution]   # stages are in increasing resolution
+        if not kept:
+            raise click.UsageError(f"--resolution {resolution}: no stage of this config is at or below "
+                                   f"{resolution} px ({describe_stages(t.stages)})")
+        if len(kept) < len(t.stages):
+            note(f"--resolution {resolution}: training the stages up to {resolution} px only "
+                 f"({describe_stages(kept)} of {describe_stages(t.stages)})", quiet)
+        t = dataclasses.replace(t, max_resolution=kept[-1].resolution)
+    elif resolution is not None:
+        t = dataclasses.replace(t, resolution=resolution)
     if counts is not None:
-        if t.stages:
-            new = scale_stages(t.stages, counts)
-            how = f"scaled to {counts[0]} epochs in total" if len(counts) == 1 and len(t.stages) > 1 else "set"
-            note(f"--epochs {epochs}: stages {describe_stages(t.stages)} → {describe_stages(new)} ({how})", quiet)
-            t = dataclasses.replace(t, stages=new)
+        if t.stages:   # the trained stages get the epochs; stages above --resolution stay as they are
+            new = scale_stages(kept, counts)
+            how = f"scaled to {counts[0]} epochs in total" if len(counts) == 1 and len(kept) > 1 else "set"
+            note(f"--epochs {epochs}: stages {describe_stages(kept)} → {describe_stages(new)} ({how})", quiet)
+            t = dataclasses.replace(t, stages=new + t.stages[len(kept):])
         else:
             if len(counts) != 1:
                 raise click.UsageError(f"--epochs {epochs}: this config has one fixed resolution; give one number")
             t = dataclasses.replace(t, epochs=counts[0])
-    if resolution is not None:
-        if t.stages:
-            kept = [s for s in t.stages if s.resolution <= resolution]
-            if not kept:
-                raise click.UsageError(f"--resolution {resolution}: no stage of this config is at or below "
-                                       f"{resolution} px ({describe_stages(t.stages)})")
-            if len(kept) < len(t.stages):
-                note(f"--resolution {resolution}: training the stages up to {resolution} px only "
-                     f"({describe_stages(kept)} of {describe_stages(t.stages)})", quiet)
-            t = dataclasses.replace(t, max_resolution=max(s.resolution for s in kept))
-        else:
-            t = dataclasses.replace(t, resolution=resolution)
     if t is cfg.train:
         return cfg
     cfg = dataclasses.replace(cfg, train=t)

@@ -123,9 +123,11 @@ def test_cli_epochs_keeps_stages_and_says_so(capsys):
     assert [(s.resolution, s.epochs) for s in cfg.train.stages] == [(64, 2), (128, 4)]
     err = capsys.readouterr().err
     assert "64 px × 200 + 128 px × 400" in err and "64 px × 2 + 128 px × 4" in err
-    fixed = apply_schedule_options(load_config("mias"), "3", 64)
-    assert fixed.train.stages == [] and fixed.train.schedule()[0].epochs == 3
-    assert "instead of the config's stages" in capsys.readouterr().err
+    # --resolution on a progressive config trains the stages up to it; --epochs goes to those stages
+    low = apply_schedule_options(load_config("mias"), "3", 64)
+    assert [(s.resolution, s.epochs) for s in low.train.schedule()] == [(64, 3)]
+    assert [s.resolution for s in low.train.stages] == [64, 128]      # the config's stages are kept
+    assert "stages up to 64 px only" in capsys.readouterr().err
 
 
 def test_resume_never_falls_back_to_an_earlier_stage(tmp_path):
