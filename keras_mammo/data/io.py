@@ -138,14 +138,28 @@ def read_dicom(path: str | Path) -> Mammogram:
     )
 
 
+#: Largest channel spread (fraction of full scale, 99.9th percentile) of grey stored as RGB.
+GREY_TOLERANCE = 0.03
+
+
+def colour_spread(img: np.ndarray) -> float:
+    """How far an ``(H, W, 3)`` image is from grey: 99.9th percentile of max − min over channels, in [0, 1]."""
+    full = 65535.0 if img.dtype == np.uint16 else 255.0 if img.dtype == np.uint8 else max(float(img.max()), 1e-12)
+    f = img.astype(np.float32)
+    spread = f.max(axis=2) - f.min(axis=2)
+    return float(np.percentile(spread, 99.9)) / full
+
+
 def read_raster(path: str | Path) -> Mammogram:
     """Read a PGM/PNG/TIFF/JPEG/BMP mammogram (8- or 16-bit) with OpenCV.
 
-    Colour images are converted to grey (ITU-R BT.601 weights). Integer images are
-    scaled by their dtype's maximum (255 or 65535); float images are min-max scaled.
+    Grey stored as RGB(A) (all colour channels equal within :data:`GREY_TOLERANCE` of
+    full scale, which allows for JPEG chroma noise) is read as grey; true colour images
+    (photographs, annotated screenshots) are rejected. Integer images are scaled by
+    their dtype's maximum (255 or 65535); float images are min-max scaled.
 
     Raises:
-        DataError: missing, truncated or undecodable file.
+        DataError: missing, truncated or undecodable file, or a colour image.
     """
     import cv2
 
@@ -159,7 +173,14 @@ def read_raster(path: str | Path) -> Mammogram:
     if img.ndim == 3:
         if img.shape[2] == 4:
             img = img[:, :, :3]
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        if img.shape[2] == 3:
+            spread = colour_spread(img)
+            if spread > GREY_TOLERANCE:
+                raise DataError(f"{path}: colour image (colour channels differ by {spread:.1%} of full scale at "
+                                f"the 99.9th percentile); mammograms are greyscale")
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        else:
+            img = img[:, :, 0]
     if img.dtype == np.uint8:
         arr, bits = img.astype(np.float32) / 255.0, 8
     elif img.dtype == np.uint16:
