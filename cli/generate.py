@@ -18,21 +18,16 @@ from cli.common import user_errors
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True, help="PNG bit depth.")
 @click.option("--prefix", default="synthetic", show_default=True, help="File-name prefix.")
 @click.option("--grid/--no-grid", default=True, show_default=True, help="Also write grid.png.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files of the same names.")
 @user_errors
-def generate(run_dir, model_path, count, seed, checkpoint, out_dir, bits, prefix, grid):
-    """Generate synthetic mammograms as PNG files from a run or a SavedModel."""
-    from keras_mammo.generate import generate_images, save_images
+def generate(run_dir, model_path, count, seed, checkpoint, out_dir, bits, prefix, grid, overwrite):
+    """Generate synthetic mammograms as PNG files from a run or a SavedModel (streamed in batches)."""
+    from keras_mammo.generate import write_images
 
     if bool(run_dir) == bool(model_path):
         raise click.UsageError("give exactly one of --run or --model")
-    images = generate_images(run_dir or model_path, count, seed=seed, checkpoint=checkpoint)
-    paths = save_images(images, out_dir, bits=int(bits), prefix=prefix)
-    if grid:
-        from pathlib import Path
-
-        from keras_mammo.viz import image_grid, save_image
-
-        g = Path(out_dir) / f"{prefix}_grid.png"
-        save_image(g, image_grid(images[:64]))
-        click.echo(f"grid: {g}")
-    click.echo(f"wrote {len(paths)} images ({images.shape[1]}×{images.shape[2]}, {bits}-bit) to {out_dir}")
+    res = write_images(run_dir or model_path, count, out_dir, seed=seed, checkpoint=checkpoint, bits=int(bits),
+                       prefix=prefix, overwrite=overwrite, grid=grid)
+    if res["grid"]:
+        click.echo(f"grid: {res['grid']}")
+    click.echo(f"wrote {res['count']} images ({res['shape'][0]}×{res['shape'][1]}, {bits}-bit) to {out_dir}")

@@ -211,11 +211,46 @@ def read_mammogram(path: str | Path) -> Mammogram:
     return read_raster(path)
 
 
-def write_png(path: str | Path, image: np.ndarray, bits: int = 16) -> None:
+def png_text_chunks(png: bytes, text: dict[str, str]) -> bytes:
+    """Insert ``tEXt`` chunks (PNG spec §11.3.4.3; Latin-1, keywords of 1–79 characters) after IHDR."""
+    import struct
+    import zlib
+
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    end_ihdr = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    chunks = b""
+    for key, value in text.items():
+        if not 1 <= len(key) <= 79:
+            raise ValueError(f"PNG text keyword {key!r}: 1–79 characters")
+        data = key.encode("latin-1") + b"\0" + str(value).encode("latin-1", errors="replace")
+        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:end_ihdr] + chunks + png[end_ihdr:]
+
+
+def read_png_text(path: str | Path) -> dict[str, str]:
+    """The ``tEXt`` chunks of a PNG file as ``{keyword: text}``."""
+    import struct
+
+    data = Path(path).read_bytes()
+    out, pos = {}, 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"tEXt":
+            key, _, value = data[pos + 8:pos + 8 + length].partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return out
+
+
+def write_png(path: str | Path, image: np.ndarray, bits: int = 16, text: dict[str, str] | None = None) -> None:
     """Write a ``(H, W)`` or ``(H, W, 1)`` image in ``[0, 1]`` (float) as an 8- or 16-bit PNG, atomically.
 
     The file is written under a temporary name and renamed, so a killed process
-    never leaves a half-written PNG.
+    never leaves a half-written PNG. ``text`` adds PNG ``tEXt`` chunks (e.g. that the
+    image is synthetic).
 
     Raises:
         ValueError: ``bits`` is not 8 or 16.
@@ -234,5 +269,8 @@ def write_png(path: str | Path, image: np.ndarray, bits: int = 16) -> None:
     ok, buf = cv2.imencode(".png", out)
     if not ok:
         raise DataError(f"{path}: PNG encoding failed")
+    data = buf.tobytes()
+    if text:
+        data = png_text_chunks(data, text)
     with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(buf.tobytes())
+        Path(tmp).write_bytes(data)
