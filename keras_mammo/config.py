@@ -173,10 +173,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
 def _coerce(value: Any, tp, key: str):
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)

@@ -65,6 +65,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
     """
     import tensorflow as tf
 
+    from keras_mammo.data.preprocess import from_model_range
     from keras_mammo.training.gan import GAN
 
     _check_count(n, limit)
@@ -79,8 +80,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
             conditions = run_conditions(cfg, model, n)
         for i in range(0, n, batch_size):
             cond = None if conditions is None else {k: v[i:i + batch_size] for k, v in conditions.items()}
-            out = np.asarray(model.generate(tf.constant(z[i:i + batch_size]), cond))
-            yield i, np.clip((out + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
+            yield i, from_model_range(model.generate(tf.constant(z[i:i + batch_size]), cond))
         return
     path = _latest_version(source)
     loaded = tf.saved_model.load(str(path))
