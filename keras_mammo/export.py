@@ -9,8 +9,14 @@ for unconditional models:
 - ``generate``: ``count`` int32 ``[]``, ``seed`` int64 ``[]`` → ``images`` uint8 ``[count, H, W, 1]``
 - ``generate_png`` / ``latent_png``: the same images as 8-bit PNG bytes (:mod:`keras_mammo.serving.signatures`)
 
+Every signature rejects non-finite float inputs (a NaN/Inf latent vector fails with
+``InvalidArgumentError: latent: ... NaN or Inf`` instead of returning black images) and
+a ``count`` outside ``1 … MAX_IMAGES`` (:data:`keras_mammo.generate.MAX_IMAGES`).
+
 A new version number is chosen when none is given; an existing version is never
-overwritten. The export is written to a temporary folder and renamed into place.
+overwritten. The export is written to a temporary folder and renamed into place. The
+metadata names the source run by its folder name and by its path *relative to the
+version folder* — no absolute path leaves the machine with a shared SavedModel.
 """
 from __future__ import annotations
 
@@ -27,6 +33,38 @@ def next_version(model_dir: Path) -> int:
     """1 + the highest numeric version under ``model_dir`` (1 when empty)."""
     versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
     return max(versions, default=0) + 1
+
+
+def guard_signature(fn):
+    """Wrap a signature ``tf.function`` so that its inputs are checked before it runs.
+
+    Float inputs must be finite (``tf.debugging.assert_all_finite``); an int ``count``
+    must lie in ``1 … MAX_IMAGES``. A failed check raises ``InvalidArgumentError`` naming
+    the input. The wrapper has the same input signature and outputs.
+    """
+    import tensorflow as tf
+
+    from keras_mammo.generate import MAX_IMAGES
+
+    specs = list(fn.input_signature)
+    names = [sp.name for sp in specs]
+
+    def check(name, value):
+        if value.dtype.is_floating:
+            return tf.debugging.assert_all_finite(value, f"{name}: contains NaN or Inf values; inputs must be finite")
+        if name == "count":
+            with tf.control_dependencies([
+                tf.debugging.assert_positive(value, message="count: must be ≥ 1"),
+                tf.debugging.assert_less_equal(value, tf.constant(MAX_IMAGES, value.dtype),
+                                               message=f"count: at most {MAX_IMAGES} images per call")]):
+                return tf.identity(value)
+        return value
+
+    @tf.function(input_signature=specs)
+    def guarded(*args):
+        return fn(**{n: check(n, a) for n, a in zip(names, args)})
+
+    return guarded
 
 
 def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None,
@@ -61,7 +99,8 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
                           f"{next_version(model_dir)})")
     from keras_mammo.serving.signatures import add_png_signatures
 
-    signatures = add_png_signatures(model.export_signatures())
+    # PNG signatures are built on the guarded ones, so every signature checks its inputs
+    signatures = add_png_signatures({k: guard_signature(fn) for k, fn in model.export_signatures().items()})
     module = tf.Module()
     for key, obj in model.export_trackables().items():
         setattr(module, key, obj)
@@ -75,7 +114,8 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
     try:
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         meta = {"model": cfg.model.name, "resolution": state.get("stage", {}).get("resolution"),
-                "latent_dim": cfg.model.latent_dim, "seed": cfg.seed, "run_dir": str(Path(run_dir).resolve()),
+                "latent_dim": cfg.model.latent_dim, "seed": cfg.seed, "run": Path(run_dir).resolve().name,
+                "run_dir": os.path.relpath(Path(run_dir).resolve(), target.resolve()),
                 "epoch": state.get("epoch"), "step": state.get("step"), "signatures": sorted(signatures)}
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / "assets.extra" / "keras_mammo.json").write_text(json.dumps(meta, indent=2))

@@ -2,9 +2,15 @@
 
 The same seed gives the same images from a run's checkpoint and from its SavedModel's
 ``generate`` signature: both draw ``z = stateless_normal([n, latent_dim], seed=(seed, 0x5EED))``.
+
+Images are produced in batches (:func:`iter_images`) and :func:`write_images` writes each
+batch before the next is generated, so memory stays flat in the number of images; one
+call makes at most :data:`MAX_IMAGES`. Generated PNGs carry text chunks saying they are
+synthetic (model, run name, seed).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +32,87 @@ def _latest_version(path: Path) -> Path:
     raise DataError(f"{path}: neither a run directory (config.yaml) nor a SavedModel (saved_model.pb)")
 
 
+#: Most images one ``generate`` call produces (a typo such as ``-n 1000000000`` is refused).
+MAX_IMAGES = 100_000
+
+
+def _check_count(n: int, limit: int | None = MAX_IMAGES) -> None:
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    if limit is not None and n > limit:
+        raise DataError(f"-n {n}: at most {limit:,} images per call; generate in several calls "
+                        f"with different seeds")
+
+
+def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
+                conditions: dict | None = None, limit: int | None = MAX_IMAGES):
+    """Generate ``n`` images in batches, so memory stays flat in ``n``.
+
+    Image ``i`` is the same whatever ``batch_size``: the latent vectors are
+    ``stateless_normal([n, latent_dim], seed=(seed, 0x5EED))`` (as in the SavedModel's
+    ``generate`` signature; 4·latent_dim bytes per image held), and each batch goes
+    through the generator (run) or the ``serving_default`` signature (SavedModel) alone.
+
+    Args: as :func:`generate_images`; ``limit`` is the most images allowed (None: no limit).
+
+    Yields:
+        ``(start, images)``: the index of the batch's first image and ``(b, H, W, 1)
+        float32`` in ``[0, 1]``.
+
+    Raises:
+        DataError: as :func:`generate_images`, or ``n`` above ``limit``.
+        ValueError: ``n < 1``.
+    """
+    import tensorflow as tf
+
+    from keras_mammo.data.preprocess import from_model_range
+    from keras_mammo.training.gan import GAN
+
+    _check_count(n, limit)
+    batch_size = max(1, int(batch_size))
+    source = Path(source)
+    if (source / "config.yaml").is_file():
+        from keras_mammo.training.run import load_run_model
+
+        model, cfg, _ = load_run_model(source, checkpoint)
+        z = GAN.fixed_latents(n, cfg.model.latent_dim, seed).numpy()
+        if conditions is None and model.inputs_needed:
+            conditions = run_conditions(cfg, model, n)
+        for i in range(0, n, batch_size):
+            cond = None if conditions is None else {k: v[i:i + batch_size] for k, v in conditions.items()}
+            yield i, from_model_range(model.generate(tf.constant(z[i:i + batch_size]), cond))
+        return
+    path = _latest_version(source)
+    loaded = tf.saved_model.load(str(path))
+    fn = loaded.signatures["serving_default"]
+    inputs = fn.structured_input_signature[1]
+    if conditions is None:
+        sig = loaded.signatures.get("generate")
+        gen_inputs = set(sig.structured_input_signature[1]) if sig is not None else set()
+        if gen_inputs != {"count", "seed"} or set(inputs) != {"latent"}:
+            raise DataError(f"{path}: this SavedModel is conditional (its signatures take "
+                            f"{sorted(gen_inputs or set(inputs))}); "
+                            f"generate from its run directory, or pass conditions (masks/labels)")
+        latent_dim = int(inputs["latent"].shape[-1])
+        z = GAN.fixed_latents(n, latent_dim, seed).numpy()
+        for i in range(0, n, batch_size):
+            imgs = fn(latent=tf.constant(z[i:i + batch_size]))["images"]
+            yield i, imgs.numpy().astype(np.float32) / 255.0
+        return
+    for i in range(0, n, batch_size):
+        imgs = fn(**{k: tf.constant(v[i:i + batch_size]) for k, v in conditions.items()})["images"]
+        yield i, imgs.numpy().astype(np.float32) / 255.0
+
+
 def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
                     conditions: dict | None = None) -> np.ndarray:
-    """Generate ``n`` images.
+    """Generate ``n`` images (all held in memory; :func:`write_images` streams them to files).
 
     Args:
-        source: a run directory (uses its newest checkpoint, or ``checkpoint``) or a
-            SavedModel directory (a version folder, or ``saved_models/<name>`` for the
+        source: a run directory (uses its newest intact checkpoint, or ``checkpoint``) or
+            a SavedModel directory (a version folder, or ``saved_models/<name>`` for the
             newest version).
-        n: number of images (≥ 1).
+        n: number of images (1 … :data:`MAX_IMAGES`).
         seed: the latent vectors are a function of it.
         checkpoint: run sources only: checkpoint path or epoch number.
         batch_size: images per forward pass.
@@ -48,41 +126,80 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
     Raises:
         DataError: ``source`` is neither a run nor a SavedModel, or has no checkpoint, or
             is a conditional SavedModel (seg-cdcgan, pix2pix, unet) and no ``conditions``
-            were given (a conditional *run* uses its prepared films instead).
+            were given (a conditional *run* uses its prepared films instead), or ``n`` is
+            above :data:`MAX_IMAGES`.
         ValueError: ``n < 1``.
     """
-    import tensorflow as tf
+    return np.concatenate([b for _, b in iter_images(source, n, seed, checkpoint, batch_size, conditions)])
 
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1, got {n}")
+
+def provenance(source: str | Path, seed: int) -> dict:
+    """PNG text chunks that mark generated images as synthetic: model, run name, seed.
+
+    Only the run's *name* (its folder name) is given, never a path.
+    """
     source = Path(source)
+    model, run = "unknown", source.name
     if (source / "config.yaml").is_file():
-        from keras_mammo.training.gan import GAN
-        from keras_mammo.training.run import load_run_model
+        import yaml
 
-        model, cfg, _ = load_run_model(source, checkpoint)
-        z = GAN.fixed_latents(n, cfg.model.latent_dim, seed).numpy()
-        if conditions is None and model.inputs_needed:
-            conditions = run_conditions(cfg, model, n)
-        out = []
-        for i in range(0, n, batch_size):
-            cond = None if conditions is None else {k: v[i:i + batch_size] for k, v in conditions.items()}
-            out.append(np.asarray(model.generate(tf.constant(z[i:i + batch_size]), cond)))
-        return np.clip((np.concatenate(out) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
-    path = _latest_version(source)
-    loaded = tf.saved_model.load(str(path))
-    if conditions is None:
-        sig = loaded.signatures.get("generate")
-        inputs = set(sig.structured_input_signature[1]) if sig is not None else set()
-        if inputs != {"count", "seed"}:
-            raise DataError(f"{path}: this SavedModel is conditional (its signatures take "
-                            f"{sorted(inputs or set(loaded.signatures['serving_default'].structured_input_signature[1]))}); "
-                            f"generate from its run directory, or pass conditions (masks/labels)")
-        imgs = loaded.signatures["generate"](count=tf.constant(n, tf.int32), seed=tf.constant(seed, tf.int64))["images"]
+        model = (yaml.safe_load((source / "config.yaml").read_text()).get("model") or {}).get("name", model)
     else:
-        fn = loaded.signatures["serving_default"]
-        imgs = fn(**{k: tf.constant(v) for k, v in conditions.items()})["images"]
-    return imgs.numpy().astype(np.float32) / 255.0
+        try:
+            import json
+
+            meta = json.loads((_latest_version(source) / "assets.extra" / "keras_mammo.json").read_text())
+            model, run = meta.get("model", model), meta.get("run") or Path(str(meta.get("run_dir", run))).name
+        except (OSError, ValueError, DataError):
+            pass
+    return {"Synthetic": "true",
+            "Description": "Synthetic mammogram generated by a GAN (keras-mammo); not an image of a real patient",
+            "Software": "keras-mammo", "Model": str(model), "Run": str(run), "Seed": str(int(seed))}
+
+
+def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0, checkpoint=None,
+                 batch_size: int = 64, bits: int = 8, prefix: str = "synthetic", overwrite: bool = False,
+                 grid: bool = True, conditions: dict | None = None) -> dict:
+    """Generate ``n`` images straight to ``<prefix>_00000.png`` … in batches (memory flat in ``n``).
+
+    Every PNG carries text chunks saying it is synthetic (:func:`provenance`) plus its
+    index. Nothing existing is overwritten unless ``overwrite``: the clash check runs
+    before anything is generated.
+
+    Returns:
+        ``{"count", "first", "last", "grid", "shape"}`` (paths of the first/last image and
+        of ``<prefix>_grid.png`` of the first 64 images, or None).
+
+    Raises:
+        DataError: as :func:`iter_images`, or an output file exists and not ``overwrite``.
+    """
+    from keras_mammo.data.io import write_png
+
+    _check_count(n)
+    out = Path(out_dir)
+    names = [f"{prefix}_{i:05d}.png" for i in range(n)]
+    grid_path = out / f"{prefix}_grid.png" if grid else None
+    if not overwrite and out.is_dir():
+        present = set(os.listdir(out))
+        clash = [nm for nm in names + ([grid_path.name] if grid_path else []) if nm in present]
+        if clash:
+            raise DataError(f"{out / clash[0]}: exists already ({len(clash)} file(s) would be overwritten); "
+                            f"choose another --out or --prefix, or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    text = provenance(source, seed)
+    first_batch, shape = [], None
+    for start, batch in iter_images(source, n, seed, checkpoint, batch_size, conditions):
+        shape = batch.shape[1:]
+        for j, img in enumerate(batch):
+            write_png(out / names[start + j], img, bits=bits, text={**text, "Image index": str(start + j)})
+        if grid and sum(len(b) for b in first_batch) < 64:
+            first_batch.append(batch[: 64 - sum(len(b) for b in first_batch)])
+    if grid:
+        from keras_mammo.viz import image_grid
+
+        write_png(grid_path, image_grid(np.concatenate(first_batch)), bits=8, text=text)
+    return {"count": n, "first": out / names[0], "last": out / names[-1], "grid": grid_path,
+            "shape": tuple(int(x) for x in shape)}
 
 
 def run_conditions(cfg, model, n: int) -> dict:
@@ -107,8 +224,11 @@ def run_conditions(cfg, model, n: int) -> dict:
     return {k: np.asarray(v) for k, v in fixed_batch(stage, n).items()}
 
 
-def save_images(images: np.ndarray, out_dir: str | Path, bits: int = 8, prefix: str = "synthetic") -> list[Path]:
+def save_images(images: np.ndarray, out_dir: str | Path, bits: int = 8, prefix: str = "synthetic",
+                text: dict | None = None) -> list[Path]:
     """Write ``(N, H, W, 1)`` ``[0, 1]`` images as ``<prefix>_00000.png`` … (8- or 16-bit PNG).
+
+    ``text``: PNG text chunks for every file (e.g. :func:`provenance`).
 
     Raises:
         DataError: a file of that name exists already (nothing the user has is overwritten).
@@ -123,5 +243,5 @@ def save_images(images: np.ndarray, out_dir: str | Path, bits: int = 8, prefix: 
         raise DataError(f"{clash[0]}: exists already ({len(clash)} files would be overwritten); "
                         f"choose another --out or --prefix")
     for p, img in zip(paths, images):
-        write_png(p, img, bits=bits)
+        write_png(p, img, bits=bits, text=text)
     return paths

@@ -8,12 +8,35 @@ import tempfile
 from pathlib import Path
 
 
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's (or a directory's) data and metadata to the storage device.
+
+    After ``os.replace`` the new directory entry only survives a power cut once the
+    directory itself is fsynced (POSIX leaves rename durability to the caller).
+    Filesystems that cannot fsync a directory (some network mounts) are tolerated.
+    """
+    flags = os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # EINVAL: the filesystem does not support fsync on this object
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, durable: bool = True):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The rename is atomic on POSIX, so readers see either the old file or the complete
-    new one, never a partial write. On error the temporary file is removed.
+    new one, never a partial write. With ``durable`` (default) the temporary file is
+    fsynced before the rename and the directory after it, so a power cut or a killed
+    machine leaves either the old or the complete new file on disk. On error the
+    temporary file is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,7 +48,11 @@ def atomic_path(path: str | Path):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync_path(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -43,3 +43,27 @@ def mias_prepared(mias_dir, tmp_path_factory):
     summary = prepare_dataset(make_data_config(mias_dir, out), limit=16, progress=False)
     assert summary["kept"] >= 12
     return out
+
+
+@pytest.fixture(scope="session")
+def identified_dicom(dicom_paths, tmp_path_factory):
+    """A small (1/8-scale) uncompressed copy of a CBIS-DDSM RCC film whose identifying tags are
+    filled; returns ``(path, {tag: value})`` (the values a privacy test must never find)."""
+    import cv2
+    import numpy as np
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(dicom_paths[0])  # the first case's RCC
+    arr = ds.pixel_array
+    small = cv2.resize(arr, (arr.shape[1] // 8, arr.shape[0] // 8), interpolation=cv2.INTER_AREA).astype(np.uint16)
+    ds.PixelData = small.tobytes()
+    ds.Rows, ds.Columns = small.shape
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ident = {"PatientName": "Doe^Jane^Q", "PatientID": "PID-93817246", "PatientBirthDate": "19610417",
+             "InstitutionName": "Saint Elsewhere Breast Centre", "AccessionNumber": "ACC5550172"}
+    for tag, value in ident.items():
+        setattr(ds, tag, value)
+    out = tmp_path_factory.mktemp("identified") / "film.dcm"
+    ds.save_as(out, enforce_file_format=True)
+    return out, ident

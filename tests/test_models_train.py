@@ -83,28 +83,36 @@ def test_one_epoch_on_mias_checkpoint_and_export(name, mias_dir, mias_prepared, 
         assert specific["model"] == name and specific["n_films"] >= 12 and expected in specific
 
 
+def _alpha(ckpt) -> float:
+    with np.load(ckpt) as d:
+        names = [str(x) for x in d["__names__"]]
+        return float(d[f"v{names.index('generator/alpha'):05d}"])
+
+
 def test_stylegan_resume_after_kill_matches_uninterrupted(mias_dir, mias_prepared, tmp_path):
-    """A 16-px stage whose fade-in (from the 8-px path) runs across the stop: 2 epochs in one
-    go vs 1 epoch, a restart (new model restored from the checkpoint), then 1 more."""
+    """An 8-px stage, then a 16-px stage whose fade-in (from the 8-px path, over 24 images)
+    runs across the stop: 1 + 2 epochs in one go vs 1 + 1 epochs (stopped at α = 8/24), a
+    restart (new model restored from the checkpoint), then 1 more (α = 16/24)."""
     from keras_mammo.training.checkpoint import latest_checkpoint
     from keras_mammo.training.run import train
 
-    stage = {"resolution": 16, "epochs": 2, "fade_in_images": 12}
-    full = train(run_cfg("stylegan", mias_dir, mias_prepared, tmp_path / "full", **{"train.stages": [stage]}),
+    low, high = {"resolution": 8, "epochs": 1}, {"resolution": 16, "epochs": 2, "fade_in_images": 24}
+    full = train(run_cfg("stylegan", mias_dir, mias_prepared, tmp_path / "full", **{"train.stages": [low, high]}),
                  progress=False)
     part = tmp_path / "part"
-    train(run_cfg("stylegan", mias_dir, mias_prepared, part, **{"train.stages": [{**stage, "epochs": 1}]}),
+    train(run_cfg("stylegan", mias_dir, mias_prepared, part, **{"train.stages": [low, {**high, "epochs": 1}]}),
           progress=False)
-    train(run_cfg("stylegan", mias_dir, mias_prepared, part, **{"train.stages": [stage]}), progress=False)
+    stopped = latest_checkpoint(part)
+    assert stopped.name == "ckpt-000002.npz" and _alpha(stopped) == pytest.approx(8 / 24)  # mid fade-in
+    train(run_cfg("stylegan", mias_dir, mias_prepared, part, **{"train.stages": [low, high]}), progress=False)
     a, b = np.load(latest_checkpoint(full)), np.load(latest_checkpoint(part))
     keys = [k for k in a.files if k.startswith("v")]
     assert keys == [k for k in b.files if k.startswith("v")]
     for k in keys:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=str(a["__paths__"][int(k[1:])]))
     state = json.loads(bytes(b["__state__"]).decode())
-    assert state["stage"]["resolution"] == 16 and state["step"] == 4
-    alpha = [v for k, v in ((k, b[k]) for k in keys) if str(b["__paths__"][int(k[1:])]).endswith("generator/alpha")]
-    assert alpha and float(alpha[0]) == pytest.approx(1.0)  # 4 steps × 4 images ≥ 12: fade-in complete
+    assert state["stage"]["resolution"] == 16 and state["step"] == 6
+    assert _alpha(latest_checkpoint(part)) == pytest.approx(16 / 24)  # 4 steps × 4 images of 24: still fading
 
 
 @pytest.mark.parametrize("name", ["seg-cdcgan", "unet"])

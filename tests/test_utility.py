@@ -161,7 +161,10 @@ def test_report_carries_n_and_seeds(result):
         for m in ("accuracy", "balanced_accuracy", "roc_auc", "f1"):
             s = e["summary"][m]
             assert s["n_test"] == data["test"]["n"] and s["seeds"] == [0, 1] and s["n_boot"] == 200
-            assert s["ci95"][0] <= s["mean"] <= s["ci95"][1] or s["std"] > 0
+            vals = np.array([r["metrics"][m] for r in e["runs"]], np.float64)  # recomputed from the runs
+            assert s["mean"] == pytest.approx(vals.mean()) and s["std"] == pytest.approx(vals.std(ddof=1))
+            assert s["min"] == vals.min() and s["max"] == vals.max() and s["n_seeds"] == len(vals) == 2
+            assert 0.0 <= s["ci95"][0] <= s["ci95"][1] <= 1.0
         assert np.sum(e["summary"]["confusion_sum"]) == 2 * data["test"]["n"]
     md = (out / "report.md").read_text()
     assert f"(N = {data['test']['n']})" in md and "seeds (0, 1)" in md

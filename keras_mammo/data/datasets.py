@@ -54,6 +54,8 @@ class SourceRecord:
         label: ``"normal"``, ``"benign"``, ``"malignant"``, a folder class name, or ``None``.
         tissue: background tissue / breast density, if given.
         abnormalities: annotated lesions.
+        renamed_from: the adapter's id when it collided with another file's and was
+            made unique (:func:`keras_mammo.data.prepare.unique_ids`).
     """
 
     path: Path
@@ -65,6 +67,7 @@ class SourceRecord:
     label: str | None = None
     tissue: str | None = None
     abnormalities: list[Abnormality] = dataclasses.field(default_factory=list)
+    renamed_from: str | None = None
 
 
 class MIASDataset:
@@ -212,12 +215,57 @@ class CBISDDSMDataset:
         yield from images.values()
 
 
+#: INbreast file names: ``<file id>_<patient hash>_MG_<L|R>_<view>_ANON`` (Moreira et al. 2012).
+_INBREAST = re.compile(r"(?:^|_)MG_(?P<lat>[LR])_(?P<view>CC|MLO|ML|LM)(?:_|$)", re.IGNORECASE)
+_INBREAST_PATIENT = re.compile(r"^\d+_(?P<patient>[0-9a-fA-F]{8,})_MG_", re.IGNORECASE)
+
+
+def pseudonymous_patient_id(patient_id: str) -> str:
+    """A stable pseudonym for a DICOM PatientID (``pid-`` + 16 hex digits of its SHA-256).
+
+    Films of one patient share it (patient-level splits stay correct) while manifests and
+    run directories never hold the PatientID itself.
+    """
+    import hashlib
+
+    return "pid-" + hashlib.sha256(f"keras-mammo:{patient_id}".encode()).hexdigest()[:16]
+
+
+def dicom_header(path: Path) -> dict:
+    """PatientID, laterality and view of a DICOM file, read without its pixel data ({} if unreadable)."""
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True,
+                             specific_tags=["PatientID", "ImageLaterality", "Laterality", "ViewPosition"])
+    except Exception:  # unreadable files are reported when their pixels are read
+        return {}
+    lat = str(ds.get("ImageLaterality") or ds.get("Laterality") or "").strip().upper()
+    view = str(ds.get("ViewPosition") or "").strip().upper()
+    return {"patient_id": str(ds.get("PatientID") or "").strip() or None,
+            "laterality": lat if lat in ("L", "R") else None, "view": view or None}
+
+
+def name_metadata(name: str) -> dict:
+    """Laterality, view and patient hash from an INbreast-style file name (``..._MG_R_CC_...``)."""
+    stem = Path(name).stem
+    m = _INBREAST.search(stem)
+    if not m:
+        return {}
+    pm = _INBREAST_PATIENT.match(stem)
+    return {"laterality": m.group("lat").upper(), "view": m.group("view").upper(),
+            "patient_id": pm.group("patient") if pm else None}
+
+
 class FolderDataset:
     """A plain folder of mammograms (DICOM or raster), searched recursively.
 
     With ``class_subfolders=True`` the first sub-folder under ``root`` is the class label
-    (``root/malignant/x.png`` → label ``"malignant"``). Patient ids default to the file
-    stem (no pairing known).
+    (``root/malignant/x.png`` → label ``"malignant"``). The patient id is a pseudonym of
+    the DICOM PatientID (:func:`pseudonymous_patient_id`) where the file has one, else
+    the patient hash of an INbreast-style name, else the file's id (no pairing known).
+    Laterality and view come from the DICOM tags or an INbreast-style name
+    (``22678622_61b13c59bcba149e_MG_R_CC_ANON.dcm`` → R, CC).
 
     Raises:
         DataError: ``root`` does not exist or holds no image files.
@@ -242,7 +290,13 @@ class FolderDataset:
             rel = p.relative_to(self.root)
             label = rel.parts[0] if self.class_subfolders and len(rel.parts) > 1 else None
             image_id = str(rel.with_suffix("")).replace(os.sep, "__")
-            yield SourceRecord(path=p, dataset=self.name, image_id=image_id, patient_id=image_id, label=label)
+            meta = name_metadata(p.name)
+            head = dicom_header(p) if p.suffix.lower() in {".dcm", ".dicom", ".dic", ""} else {}
+            patient = pseudonymous_patient_id(head["patient_id"]) if head.get("patient_id") else \
+                (f"inbreast-{meta['patient_id']}" if meta.get("patient_id") else image_id)
+            yield SourceRecord(path=p, dataset=self.name, image_id=image_id, patient_id=patient, label=label,
+                               laterality=head.get("laterality") or meta.get("laterality"),
+                               view=head.get("view") or meta.get("view"))
 
 
 class MammogramsPackageDataset:

@@ -138,14 +138,28 @@ def read_dicom(path: str | Path) -> Mammogram:
     )
 
 
+#: Largest channel spread (fraction of full scale, 99.9th percentile) of grey stored as RGB.
+GREY_TOLERANCE = 0.03
+
+
+def colour_spread(img: np.ndarray) -> float:
+    """How far an ``(H, W, 3)`` image is from grey: 99.9th percentile of max − min over channels, in [0, 1]."""
+    full = 65535.0 if img.dtype == np.uint16 else 255.0 if img.dtype == np.uint8 else max(float(img.max()), 1e-12)
+    f = img.astype(np.float32)
+    spread = f.max(axis=2) - f.min(axis=2)
+    return float(np.percentile(spread, 99.9)) / full
+
+
 def read_raster(path: str | Path) -> Mammogram:
     """Read a PGM/PNG/TIFF/JPEG/BMP mammogram (8- or 16-bit) with OpenCV.
 
-    Colour images are converted to grey (ITU-R BT.601 weights). Integer images are
-    scaled by their dtype's maximum (255 or 65535); float images are min-max scaled.
+    Grey stored as RGB(A) (all colour channels equal within :data:`GREY_TOLERANCE` of
+    full scale, which allows for JPEG chroma noise) is read as grey; true colour images
+    (photographs, annotated screenshots) are rejected. Integer images are scaled by
+    their dtype's maximum (255 or 65535); float images are min-max scaled.
 
     Raises:
-        DataError: missing, truncated or undecodable file.
+        DataError: missing, truncated or undecodable file, or a colour image.
     """
     import cv2
 
@@ -159,7 +173,14 @@ def read_raster(path: str | Path) -> Mammogram:
     if img.ndim == 3:
         if img.shape[2] == 4:
             img = img[:, :, :3]
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        if img.shape[2] == 3:
+            spread = colour_spread(img)
+            if spread > GREY_TOLERANCE:
+                raise DataError(f"{path}: colour image (colour channels differ by {spread:.1%} of full scale at "
+                                f"the 99.9th percentile); mammograms are greyscale")
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        else:
+            img = img[:, :, 0]
     if img.dtype == np.uint8:
         arr, bits = img.astype(np.float32) / 255.0, 8
     elif img.dtype == np.uint16:
@@ -190,11 +211,46 @@ def read_mammogram(path: str | Path) -> Mammogram:
     return read_raster(path)
 
 
-def write_png(path: str | Path, image: np.ndarray, bits: int = 16) -> None:
+def png_text_chunks(png: bytes, text: dict[str, str]) -> bytes:
+    """Insert ``tEXt`` chunks (PNG spec §11.3.4.3; Latin-1, keywords of 1–79 characters) after IHDR."""
+    import struct
+    import zlib
+
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    end_ihdr = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    chunks = b""
+    for key, value in text.items():
+        if not 1 <= len(key) <= 79:
+            raise ValueError(f"PNG text keyword {key!r}: 1–79 characters")
+        data = key.encode("latin-1") + b"\0" + str(value).encode("latin-1", errors="replace")
+        chunks += struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:end_ihdr] + chunks + png[end_ihdr:]
+
+
+def read_png_text(path: str | Path) -> dict[str, str]:
+    """The ``tEXt`` chunks of a PNG file as ``{keyword: text}``."""
+    import struct
+
+    data = Path(path).read_bytes()
+    out, pos = {}, 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"tEXt":
+            key, _, value = data[pos + 8:pos + 8 + length].partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return out
+
+
+def write_png(path: str | Path, image: np.ndarray, bits: int = 16, text: dict[str, str] | None = None) -> None:
     """Write a ``(H, W)`` or ``(H, W, 1)`` image in ``[0, 1]`` (float) as an 8- or 16-bit PNG, atomically.
 
     The file is written under a temporary name and renamed, so a killed process
-    never leaves a half-written PNG.
+    never leaves a half-written PNG. ``text`` adds PNG ``tEXt`` chunks (e.g. that the
+    image is synthetic).
 
     Raises:
         ValueError: ``bits`` is not 8 or 16.
@@ -213,5 +269,8 @@ def write_png(path: str | Path, image: np.ndarray, bits: int = 16) -> None:
     ok, buf = cv2.imencode(".png", out)
     if not ok:
         raise DataError(f"{path}: PNG encoding failed")
+    data = buf.tobytes()
+    if text:
+        data = png_text_chunks(data, text)
     with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(buf.tobytes())
+        Path(tmp).write_bytes(data)

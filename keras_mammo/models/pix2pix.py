@@ -260,50 +260,6 @@ class Pix2Pix(GAN):
         return {"serving_default": serving_default, "classes": classes}
 
 
-# --- condition maps at generation time ------------------------------------------------------
-
-def class_index(classes: list[str], name: str | int) -> int:
-    """Index of a class given by name (or index) in the model's class list.
-
-    Raises:
-        ConfigError: unknown class (the message lists the model's classes).
-    """
-    if isinstance(name, int) or str(name).isdigit():
-        i = int(name)
-        if 0 <= i < len(classes):
-            return i
-    elif name in classes:
-        return classes.index(name)
-    raise ConfigError(f"--class: {name!r} is not one of this model's classes: {', '.join(classes)}")
-
-
-def condition_from_mask_files(breast_paths, lesion_paths, resolution: int):
-    """``(N, R, R, 2) float32`` condition maps (breast, lesion) from mask image files.
-
-    Args:
-        breast_paths: one breast-mask file per image (non-zero = breast).
-        lesion_paths: one lesion-mask file per image, or ``None`` entries / an empty list
-            for no lesion.
-
-    Raises:
-        DataError: a file is missing or unreadable.
-        ValueError: the two lists differ in length.
-    """
-    import numpy as np
-
-    from keras_mammo.models.seg_cdcgan import load_mask_files
-
-    breast = load_mask_files(breast_paths, resolution)
-    lesion_paths = list(lesion_paths or [None] * len(breast))
-    if len(lesion_paths) != len(breast):
-        raise ValueError(f"{len(breast)} breast masks but {len(lesion_paths)} lesion masks")
-    lesion = np.zeros_like(breast)
-    idx = [i for i, p in enumerate(lesion_paths) if p]
-    if idx:
-        lesion[idx] = load_mask_files([lesion_paths[i] for i in idx], resolution)
-    return np.concatenate([breast, lesion], axis=-1)
-
-
 @register_model("pix2pix", Pix2PixParams,
                 "Isola et al. 2017 Pix2Pix, class-conditioned (Calzada-Jasso et al. 2025): masks + class → film")
 def build_pix2pix(cfg, params: Pix2PixParams, data_info=None) -> Pix2Pix:

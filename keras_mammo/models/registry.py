@@ -103,7 +103,3 @@ def build_model(cfg, data_info: DataInfo | None = None):
     params = model_params(cfg)
     builder = _BUILDERS[cfg.model.name][0]
     return builder(cfg, params, data_info or DataInfo())
-
-
-def params_as_dict(params) -> dict:
-    return dataclasses.asdict(params) if params is not None else {}

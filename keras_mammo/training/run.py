@@ -43,9 +43,10 @@ from keras_mammo.data.pipeline import (
 from keras_mammo.errors import ConfigError, DataError
 from keras_mammo.models.registry import DataInfo, build_model
 from keras_mammo.training.callbacks import RunMonitor, truncate_csv
-from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, restore_checkpoint
+from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, restore_checkpoint, restore_latest
 from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.training.gan import GAN
+from keras_mammo.training.lock import run_dir_lock
 from keras_mammo.training.progress import RunProgress, record_run_end
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
@@ -199,14 +200,53 @@ def _check_stage_progress(run_dir: Path, schedule, completed: int, stage_index: 
                       f"the finished stages' epochs{hint}, or train into a new --run")
 
 
+def check_trainable(cfg: Config, prepared_size: int | None = None) -> None:
+    """Refuse settings that would train nothing or train on upscaled films.
+
+    Args:
+        prepared_size: the prepared dataset's image size in pixels (``dataset.json``),
+            or None when not known yet.
+
+    Raises:
+        ConfigError: ``epochs`` (or a stage's) is 0, ``steps_per_epoch`` is < 1, or a
+            stage's resolution is above ``prepared_size`` (one line naming the key).
+    """
+    t = cfg.train
+    for i, st in enumerate(t.schedule()):
+        key = f"train.stages[{i}]" if t.stages else "train"
+        if st.epochs < 1:
+            raise ConfigError(f"{key}.epochs: {st.epochs} trains nothing; give ≥ 1 epoch")
+        if prepared_size and st.resolution > prepared_size:
+            raise ConfigError(f"{key if t.stages else 'train'}.resolution: {st.resolution} px is above the prepared "
+                              f"size {prepared_size} px of {cfg.data.prepared} (films would be upscaled); train at "
+                              f"≤ {prepared_size} px or preprocess with data.size ≥ {st.resolution}")
+    if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
+        raise ConfigError(f"train.steps_per_epoch: {t.steps_per_epoch} trains nothing; give ≥ 1, or null for "
+                          f"images // batch_size")
+
+
+def _prepared_size(prepared: str | Path) -> int | None:
+    path = Path(prepared) / "dataset.json"
+    return int(json.loads(path.read_text())["size"]) if path.is_file() else None
+
+
 def train(cfg: Config, progress: bool = True) -> Path:
     """Train (or resume) the run described by ``cfg``; returns the run directory.
 
+    The run directory is locked for the whole run (:func:`~keras_mammo.training.lock.run_dir_lock`).
+
     Raises:
-        ConfigError: the run directory was started with an incompatible config.
+        ConfigError: the run directory was started with an incompatible config, is in
+            use by another process, or the settings train nothing (:func:`check_trainable`).
         DataError: missing/changed data, or a checkpoint that does not fit the model.
         TrainingDivergedError: a loss became NaN/Inf (the last good checkpoint is kept).
     """
+    check_trainable(cfg, _prepared_size(cfg.data.prepared))
+    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)):
+        return _train(cfg, progress)
+
+
+def _train(cfg: Config, progress: bool) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
@@ -218,6 +258,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
     previous_config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else None
     write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
     rows = _prepare_data(cfg, run_dir, progress)
+    check_trainable(cfg, _prepared_size(cfg.data.prepared))
 
     t = cfg.train
     policy = keras.mixed_precision.global_policy().name
@@ -239,7 +280,8 @@ def train(cfg: Config, progress: bool = True) -> Path:
         model_cls_needs = tuple(model.inputs_needed)
         state = {"epoch": 0, "stage_index": 0, "stage": None}
         if ckpt is not None:
-            state = restore_checkpoint(ckpt, model.checkpoint_variables())
+            ckpt, state = restore_latest(run_dir, model.checkpoint_variables(),
+                                         warn=lambda m: print(f"warning: {m}", flush=True))
             print(f"resuming {run_dir} from {ckpt.name} (epoch {state['epoch']}, step {int(model.step.numpy())})",
                   flush=True)
         completed = int(state["epoch"])
@@ -350,7 +392,11 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
     else:
         path = Path(checkpoint)
     model = build_run_model(cfg, load_data_info(run_dir))
-    state = restore_checkpoint(path, model.checkpoint_variables())
+    if checkpoint is None and path.name != "best.npz":  # no best checkpoint: the newest intact one
+        path, state = restore_latest(run_dir, model.checkpoint_variables(),
+                                     warn=lambda m: print(f"warning: {m}", flush=True))
+    else:
+        state = restore_checkpoint(path, model.checkpoint_variables())
     st = state.get("stage") or {}
     if st.get("resolution"):
         model.set_stage(st["resolution"], st.get("fade_in_images", 0), st.get("stage_start_step", 0),

@@ -108,6 +108,7 @@ def _run_dir_of(source: Path) -> Path | None:
                 run = json.loads(meta.read_text()).get("run_dir")
             except json.JSONDecodeError:
                 run = None
+            run = (c / run).resolve() if run and not Path(run).is_absolute() else run  # relative to the version
             if run and (Path(run) / "dataset_manifest.jsonl").is_file():
                 return Path(run)
     return None

@@ -1,0 +1,43 @@
+"""No identifying data in anything a pipeline run writes: preprocess → train → generate →
+export on a DICOM whose PatientName, PatientID, BirthDate, InstitutionName and
+AccessionNumber are filled; every output file is searched for those values."""
+from __future__ import annotations
+
+import shutil
+
+
+def test_pipeline_outputs_hold_no_identifying_dicom_values(identified_dicom, tmp_path):
+    from keras_mammo.config import load_config
+    from keras_mammo.data.prepare import prepare_dataset
+    from keras_mammo.export import export_model
+    from keras_mammo.generate import write_images
+    from keras_mammo.training.run import train
+
+    film, ident = identified_dicom
+    src = tmp_path / "pacs-export"
+    src.mkdir()
+    for name in ("a.dcm", "b.dcm"):  # two films of the one patient
+        shutil.copy(film, src / name)
+    cfg = load_config(None, {
+        "data.dataset": "folder", "data.path": str(src), "data.prepared": str(tmp_path / "prepared"),
+        "data.size": 32, "data.workers": 1, "data.min_shape_score": 0.5,
+        "run_dir": str(tmp_path / "runs" / "private"), "seed": 1,
+        "train.stages": [{"resolution": 16, "epochs": 1}, {"resolution": 32, "epochs": 1}],
+        "train.batch_size": 2, "train.steps_per_epoch": 1, "train.sample_count": 2, "train.tensorboard": False,
+        "model.params": {"g_channels": [16, 16, 8], "d_channels": [32, 16, 8], "base_channels": 32}})
+    assert prepare_dataset(cfg.data, progress=False)["kept"] == 2
+    run = train(cfg, progress=False)
+    write_images(run, 3, tmp_path / "generated", seed=2)
+    export_model(run, out_dir=tmp_path / "saved", name="private")
+
+    outputs = [p for d in ("prepared", "runs", "generated", "saved") for p in (tmp_path / d).rglob("*") if p.is_file()]
+    assert len(outputs) > 20
+    needles = {tag: value.encode() for tag, value in ident.items()}
+    needles["PatientName (DICOM PN, spaces)"] = ident["PatientName"].replace("^", " ").encode()
+    found = [(tag, p.relative_to(tmp_path)) for p in outputs for tag, value in needles.items()
+             if value in p.read_bytes()]
+    assert found == []
+    # what is shared (SavedModel, generated images, manifests) does not name the source folder either;
+    # only the resolved config (config.yaml, dataset.json settings: data.path) keeps it, to re-run
+    shared = [p for p in outputs if p.name not in ("config.yaml", "dataset.json")]
+    assert [p.relative_to(tmp_path) for p in shared if str(src).encode() in p.read_bytes()] == []
