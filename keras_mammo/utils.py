@@ -74,7 +74,12 @@ def set_global_seed(seed: int, deterministic_ops: bool = True) -> None:
     """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``).
 
     With ``deterministic_ops`` TensorFlow's op determinism is enabled, so the same seed
-    on the same machine gives the same weights and images.
+    on the same machine gives the same weights and images, and Grappler's *remapper*
+    (which fuses Conv2D + BiasAdd + activation into one oneDNN kernel) is turned off: in
+    TF 2.21 it sometimes fails on a freshly traced train step ("remapper failed: ...
+    Mutation::Apply error") and then leaves that graph unfused, so two processes of the
+    same run computed with different rounding — a resumed run diverged from the
+    uninterrupted one in 1 of 20 kills (``bench/bench_resume.py``) until it was off.
     """
     import keras
     import tensorflow as tf
@@ -82,3 +87,4 @@ def set_global_seed(seed: int, deterministic_ops: bool = True) -> None:
     keras.utils.set_random_seed(int(seed))
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+        tf.config.optimizer.set_experimental_options({"remapping": False})
