@@ -157,8 +157,11 @@ def _prepare_data(cfg: Config, run_dir: Path, progress: bool) -> list[dict]:
     return rows
 
 
-def train(cfg: Config, progress: bool = True) -> Path:
+def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train (or resume) the run described by ``cfg``; returns the run directory.
+
+    ``callbacks``: extra ``keras.callbacks.Callback`` objects run after the run's own
+    monitor in every stage's ``fit`` (e.g. ``bench/bench_train.py``'s timer).
 
     Raises:
         ConfigError: the run directory was started with an incompatible config.
@@ -229,7 +232,7 @@ def train(cfg: Config, progress: bool = True) -> Path:
                                  t.sample_every, t.keep_checkpoints, fixed_latents,
                                  fixed_batch(stage, t.sample_count), state_fn, t.tensorboard, progress)
             model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
-                      callbacks=[monitor], verbose=0, shuffle=False)
+                      callbacks=[monitor, *callbacks], verbose=0, shuffle=False)
             completed = ends[i]
             state = state_fn(completed)
         status.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), epochs=completed,
