@@ -20,7 +20,7 @@ from keras_mammo.training.checkpoint import latest_checkpoint, save_checkpoint
 from keras_mammo.viz import image_grid, plot_loss_curve, save_image
 
 STEP_FIELDS = ["step", "epoch", "resolution"]
-EPOCH_FIELDS = ["epoch", "resolution", "steps", "seconds", "images_per_second"]
+EPOCH_FIELDS = ["epoch", "resolution", "steps", "skipped_steps", "seconds", "images_per_second"]
 
 
 def read_csv_columns(path: Path) -> dict[str, list]:
@@ -225,11 +225,11 @@ class RunMonitor(keras.callbacks.Callback):
         for key in self._rows[0] if self._rows else []:
             if key not in STEP_FIELDS:
                 means[key] = round(float(np.mean([r[key] for r in self._rows])), 6)
+        # skipped_steps: mixed_float16 updates the LossScaleOptimizer skipped (non-finite
+        # gradients); they are not counted in the generator step
         ep = {"epoch": done, "resolution": self.resolution, "steps": len(self._rows),
-              "seconds": round(seconds, 3),
+              "skipped_steps": len(self._rows) - applied, "seconds": round(seconds, 3),
               "images_per_second": round(len(self._rows) * self.global_batch / max(seconds, 1e-9), 2), **means}
-        if applied != len(self._rows):  # mixed_float16: LossScaleOptimizer skipped non-finite updates
-            ep["skipped_steps"] = len(self._rows) - applied
         self._append(self._epoch_file, [ep])
         self._extend_curve(self._rows, ep)
         if self.tb is not None:

@@ -106,7 +106,7 @@ def make_optimizers(cfg: Config, model: GAN):
 
     def adam(lr):
         opt = keras.optimizers.Adam(lr, beta_1=pick(t.beta_1, "beta_1"), beta_2=pick(t.beta_2, "beta_2"))
-        return keras.optimizers.LossScaleOptimizer(opt) if t.mixed_precision else opt
+        return keras.optimizers.LossScaleOptimizer(opt) if t.precision == "mixed_float16" else opt
 
     return adam(pick(t.g_learning_rate, "g_learning_rate")), adam(pick(t.d_learning_rate, "d_learning_rate"))
 
@@ -181,8 +181,7 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
 
     t = cfg.train
     policy = keras.mixed_precision.global_policy().name
-    if t.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(t.precision)
     set_global_seed(cfg.seed, deterministic_ops=t.deterministic)
     strategy = get_strategy(t.strategy)
     schedule = t.schedule()
