@@ -51,3 +51,22 @@ def test_bfloat16_run_logs_every_step_and_restores_policy(mias_prepared, tmp_pat
         ["epoch_000002.png"]
     model, _, state = load_run_model(run)
     assert int(model.step.numpy()) == 6 and state["epoch"] == 2
+
+
+def test_faded_out_path_not_computed_at_alpha_one():
+    """At α = 1 the old path is skipped (a NaN there does not reach the output); below 1 it is blended."""
+    import keras
+    import tensorflow as tf
+
+    from keras_mammo.models.blocks import fade_in_lazy
+
+    new = tf.ones((2, 4, 4, 1))
+    old_fn = lambda: tf.fill((2, 4, 4, 1), float("nan"))  # noqa: E731
+    alpha = keras.Variable(1.0, trainable=False)
+    traced = tf.function(lambda: fade_in_lazy(alpha, old_fn, new))
+    for out in (fade_in_lazy(1.0, old_fn, new), fade_in_lazy(tf.constant(1.0), old_fn, new), traced()):
+        np.testing.assert_array_equal(out, new)
+    alpha.assign(0.5)
+    assert np.isnan(traced()).all()  # the same traced function blends while α < 1
+    halves = fade_in_lazy(alpha, lambda: tf.zeros((2, 4, 4, 1)), new)
+    np.testing.assert_allclose(halves, 0.5 * new)
