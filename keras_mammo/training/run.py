@@ -181,6 +181,9 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
 
     t = cfg.train
     policy = keras.mixed_precision.global_policy().name
+    from tensorflow.python.framework import config as tf_config
+
+    was_deterministic = tf_config.is_op_determinism_enabled()
     keras.mixed_precision.set_global_policy(t.precision)
     set_global_seed(cfg.seed, deterministic_ops=t.deterministic)
     strategy = get_strategy(t.strategy)
@@ -239,6 +242,8 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
         write_json_atomic(run_dir / "run.json", status)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+        if not was_deterministic:  # leave the process as we found it
+            tf_config.disable_op_determinism()
     return run_dir
 
 
