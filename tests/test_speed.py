@@ -89,3 +89,16 @@ def test_streamed_stage_gives_the_cached_batches(mias_prepared):
             np.testing.assert_array_equal(x[k], y[k])
     for k, v in fixed_batch(cached, 3).items():
         np.testing.assert_array_equal(v, fixed_batch(streamed, 3)[k])
+
+
+@pytest.mark.parametrize("side", [37, 64, 256, 300, 1024])
+def test_batched_tf_resize_is_the_clean_pillow_resize(side):
+    """The batched TensorFlow resize equals the per-image Pillow float bicubic (≤ 0.01 of 255)."""
+    from keras_mammo.metrics.inception import resize_299, resize_299_batch
+
+    rng = np.random.default_rng(side)
+    imgs = (rng.random((3, side, side + 3 * (side % 2), 1)) * 255).astype(np.float32)  # noise: worst case
+    batched = resize_299_batch(imgs)
+    assert batched.shape == (3, 299, 299, 1) and batched.dtype == np.float32
+    for i in range(3):
+        assert np.abs(batched[i, ..., 0] - resize_299(imgs[i, ..., 0])).max() <= 0.01
