@@ -84,7 +84,8 @@ class Timer(keras.callbacks.Callback):
 def run_keras_mammo(prepared: Path, res: int, precision: str, det, args, work: Path, n_images: int) -> float:
     overrides = {"data.prepared": str(prepared), "run_dir": str(work / f"km-{res}-{precision}-{time.time_ns()}"),
                  "train.stages": [], "train.resolution": res, "train.epochs": args.epochs,
-                 "train.batch_size": args.batch, "train.steps_per_epoch": args.steps, "train.deterministic": det}
+                 "train.batch_size": args.batch, "train.steps_per_epoch": args.steps, "train.deterministic": det,
+                 "train.jit_compile": args.jit}
     if "precision" in TrainConfig.__dataclass_fields__:
         overrides["train.precision"] = precision
     elif precision != "float32":
@@ -114,6 +115,7 @@ def main() -> None:
     ap.add_argument("--deterministic", default="config",
                     help="keras-mammo train.deterministic: config (the default), or a list such as true,false")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--jit", action="store_true", help="keras-mammo with train.jit_compile (XLA)")
     ap.add_argument("--epochs", type=int, default=4, help="epochs per measurement; the first and last are not timed")
     ap.add_argument("--steps", type=int, default=None, help="steps per epoch (default: one pass over MIAS)")
     ap.add_argument("--reps", type=int, default=1, help="alternating repetitions (medians are reported)")
