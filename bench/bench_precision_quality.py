@@ -28,7 +28,6 @@ def main() -> None:
     ap.add_argument("--prepared", default=str(Path(tempfile.gettempdir()) / "keras-mammo-bench-mias" / "256"))
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    import numpy as np
 
     from keras_mammo.config import load_config
     from keras_mammo.data.pipeline import load_stage_arrays
