@@ -65,7 +65,7 @@ def main() -> None:
                                          "train.batch_size": 4, "train.tensorboard": False,
                                          "train.sample_count": 4})
             train(cfg, progress=False)
-            version = export_model(run, Path(tmp) / "saved", "bench", 1)
+            version = export_model(run, Path(tmp) / "saved", f"bench{res}", 1)
             model, cfg, _ = load_run_model(run)
             loaded = tf.saved_model.load(str(version))
             serve = loaded.signatures["serving_default"]
