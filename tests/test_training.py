@@ -101,10 +101,10 @@ def test_mixed_precision_path_trains_and_resumes(mias_prepared, tmp_path):
     """mixed_float16 with loss scaling (meant for GPUs) runs, checkpoints and resumes on CPU."""
     import keras
 
-    cfg = _cfg(mias_prepared, tmp_path / "mp", epochs_32=1, **{"train.mixed_precision": True})
+    cfg = _cfg(mias_prepared, tmp_path / "mp", epochs_32=1, **{"train.precision": "mixed_float16"})
     run = train(cfg, progress=False)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
     rows = (run / "losses_epochs.csv").read_text().splitlines()[1:]
     assert len(rows) == 2
-    train(_cfg(mias_prepared, tmp_path / "mp", epochs_32=2, **{"train.mixed_precision": True}), progress=False)
+    train(_cfg(mias_prepared, tmp_path / "mp", epochs_32=2, **{"train.precision": "mixed_float16"}), progress=False)
     assert latest_checkpoint(run).name == "ckpt-000003.npz"

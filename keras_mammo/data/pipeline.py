@@ -1,8 +1,12 @@
 """``tf.data`` input pipeline from a prepared dataset directory.
 
 Steps: decode the 16-bit PNGs in parallel (``tf.io.decode_png``), resize to the stage's
-resolution with area interpolation, cache the stage's images in memory, then for each
-epoch draw a permutation that depends only on ``(seed, epoch)``, batch, and prefetch.
+resolution with area interpolation, then for each epoch draw a permutation that depends
+only on ``(seed, epoch)``, batch, and prefetch. A stage whose decoded images fit in
+``cache_bytes`` is decoded once and held in memory (in a ``tf.Variable``, never as a graph
+constant, so its size is not bound by the 2 GB graph limit); a larger one is streamed
+from disk: each epoch reads and decodes the permuted files in parallel, so memory stays
+flat however many films there are. Both give the same batches.
 
 Because each epoch's order is a pure function of the seed and the epoch number, a run
 resumed at epoch ``k`` sees exactly the batches an uninterrupted run sees at epoch ``k``.
@@ -39,6 +43,53 @@ class StageArrays:
     @property
     def size(self) -> int:
         return int(self.arrays["image"].shape[0])
+
+
+@dataclasses.dataclass
+class StageFiles:
+    """A stage's training set streamed from disk (too large to cache in memory).
+
+    Attributes:
+        prepared_dir: the prepared dataset.
+        rows: its kept manifest rows (paths relative to ``prepared_dir``).
+        keys: extra batch keys (``"breast_mask"``, ``"lesion_mask"``, ``"label"``).
+        classes: class names indexed by ``"label"``.
+        resolution: ``R`` in pixels.
+    """
+
+    prepared_dir: Path
+    rows: list
+    keys: tuple
+    classes: list
+    resolution: int
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+
+def stage_bytes(n: int, resolution: int, keys: tuple[str, ...] = ()) -> int:
+    """Memory of ``n`` decoded films at ``resolution`` (uint16 image + uint8 masks)."""
+    return n * resolution * resolution * (2 + sum(1 for k in keys if k in MASK_KEYS))
+
+
+def open_stage(prepared_dir: str | Path, resolution: int, keys: tuple[str, ...] = (),
+               cache_bytes: int = 2 << 30) -> StageArrays | StageFiles:
+    """The stage's training set: decoded in memory if it fits ``cache_bytes``, else streamed.
+
+    Raises:
+        DataError: a listed PNG is missing (the message names it), or none is kept.
+    """
+    prepared_dir = Path(prepared_dir)
+    rows = kept_rows(prepared_dir)
+    if stage_bytes(len(rows), resolution, keys) <= cache_bytes:
+        return load_stage_arrays(prepared_dir, resolution, keys, rows=rows)
+    for r in rows:
+        for key in ("image", *[k for k in keys if k in MASK_KEYS]):
+            if r.get(key) and not (prepared_dir / r[key]).is_file():
+                raise DataError(f"{prepared_dir / r[key]}: listed in the manifest but missing; "
+                                f"re-run `keras-mammo preprocess`")
+    return StageFiles(prepared_dir, rows, tuple(keys), dataset_classes(rows), resolution)
 
 
 def kept_rows(prepared_dir: str | Path) -> list[dict]:
@@ -137,16 +188,45 @@ def steps_per_epoch(n: int, batch_size: int, configured: int | None = None) -> i
     return int(configured) if configured else n // batch_size
 
 
-def make_train_dataset(stage: StageArrays, batch_size: int, seed: int, start_epoch: int, end_epoch: int,
-                       steps: int) -> tf.data.Dataset:
+def _file_columns(stage: StageFiles) -> dict:
+    """Per-film file paths (``""`` = no mask) and labels of a streamed stage, as small tensors."""
+    cols = {"image": [str(stage.prepared_dir / r["image"]) for r in stage.rows]}
+    for k in stage.keys:
+        if k in MASK_KEYS:
+            cols[k] = [str(stage.prepared_dir / r[k]) if r.get(k) else "" for r in stage.rows]
+    if "label" in stage.keys:
+        lookup = {c: i for i, c in enumerate(stage.classes)}
+        cols["label"] = np.array([lookup[r.get("label") or "unknown"] for r in stage.rows], np.int32)
+    return cols
+
+
+def _read_film(cols: dict, i, resolution: int) -> dict:
+    """Decode film ``i`` of a streamed stage: the same values :func:`load_stage_arrays` holds."""
+    img = _decode(tf.gather(cols["image"], i), tf.uint16, resolution)
+    out = {"image": tf.cast(tf.clip_by_value(tf.round(img), 0.0, 65535.0), tf.uint16)}
+    for k in MASK_KEYS:
+        if k in cols:
+            path = tf.gather(cols[k], i)
+            out[k] = tf.cond(tf.equal(path, ""),
+                             lambda: tf.zeros((resolution, resolution, 1), tf.uint8),
+                             lambda p=path: tf.cast(_decode(p, tf.uint8, resolution) > 127.5, tf.uint8))
+    if "label" in cols:
+        out["label"] = tf.gather(cols["label"], i)
+    return out
+
+
+def make_train_dataset(stage: StageArrays | StageFiles, batch_size: int, seed: int, start_epoch: int,
+                       end_epoch: int, steps: int) -> tf.data.Dataset:
     """Batches for epochs ``start_epoch … end_epoch − 1``, ``steps`` per epoch.
 
     Each epoch walks a fresh seeded permutation (wrapping around when ``steps`` ×
     ``batch_size`` exceeds the images). Yields dicts of ``"image"`` ``(B, R, R, 1)
     float32`` in ``[-1, 1]`` plus the stage's masks (float32 {0, 1}) and labels (int32).
+    A :class:`StageArrays` is gathered from memory (held in non-trainable ``tf.Variable``\ s,
+    not graph constants); a :class:`StageFiles` is read and decoded in parallel, film by
+    film, then batched. Both yield the same batches.
     """
     n = stage.size
-    data = {k: tf.constant(v) for k, v in stage.arrays.items()}
     per_epoch = steps * batch_size
     reps = -(-per_epoch // n)
 
@@ -156,12 +236,29 @@ def make_train_dataset(stage: StageArrays, batch_size: int, seed: int, start_epo
         return tf.data.Dataset.from_tensor_slices(tf.reshape(idx, (steps, batch_size)))
 
     ds = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(epoch_indices)
-    ds = ds.map(lambda idx: _to_float({k: tf.gather(v, idx) for k, v in data.items()}),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if isinstance(stage, StageArrays):
+        with tf.device("CPU:0"):
+            data = {k: tf.Variable(v, trainable=False, name=f"stage_{k}") for k, v in stage.arrays.items()}
+        ds = ds.map(lambda idx: _to_float({k: tf.gather(v, idx) for k, v in data.items()}),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        cols = {k: tf.constant(v) for k, v in _file_columns(stage).items()}  # paths: ~100 bytes per film
+        ds = ds.unbatch().map(lambda i: _read_film(cols, i, stage.resolution),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size, drop_remainder=True).map(_to_float)
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    options.experimental_optimization.map_parallelization = True
+    ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def fixed_batch(stage: StageArrays, n: int) -> dict:
+def fixed_batch(stage: StageArrays | StageFiles, n: int) -> dict:
     """The first ``n`` images (and masks/labels) in manifest order, as float tensors (sample grids)."""
     n = min(n, stage.size)
+    if isinstance(stage, StageFiles):
+        first = load_stage_arrays(stage.prepared_dir, stage.resolution, stage.keys, rows=stage.rows[:n])
+        if "label" in stage.keys:  # class indices of the whole set, not of the first n films
+            first.arrays["label"] = _file_columns(stage)["label"][:n]
+        stage = first
     return _to_float({k: tf.constant(v[:n]) for k, v in stage.arrays.items()})

@@ -231,6 +231,7 @@ def reason_category(reason: str | None) -> str:
 def _settings(cfg: DataConfig) -> dict:
     d = dataclasses.asdict(cfg)
     d.pop("workers", None)
+    d.pop("cache_mb", None)  # how training holds the films, not how they are prepared
     d.pop("prepared", None)
     return d
 

@@ -19,6 +19,35 @@ def fade_in(alpha, old, new):
     return (1.0 - alpha) * ops.cast(old, new.dtype) + alpha * new
 
 
+def fade_in_lazy(alpha, old_fn, new):
+    """:func:`fade_in` that computes the old (faded-out) path only while it is visible.
+
+    Once α = 1 (after a fade-in, and in stages without one) the blend equals ``new``, so
+    the lower-resolution path is not computed: skipped while tracing when α is a known
+    constant, else behind ``ops.cond(α < 1)`` (the result is identical either way; the
+    skipped path's variables get zero gradients, as they do in the blend at α = 1).
+
+    Args:
+        alpha: scalar in ``[0, 1]`` (Python number, tensor or variable).
+        old_fn: zero-argument callable returning the old path, same shape as ``new``.
+        new: the new (higher-resolution) path.
+    """
+    import tensorflow as tf
+
+    if isinstance(alpha, (int, float)):
+        static = alpha
+    elif isinstance(alpha, keras.Variable):  # a stored α: known only when running eagerly
+        static = alpha.numpy() if tf.executing_eagerly() else None
+    else:
+        static = tf.get_static_value(alpha)
+    if static is not None and float(static) >= 1.0:
+        return new
+    if static is not None:
+        return fade_in(alpha, old_fn(), new)
+    return ops.cond(ops.less(ops.cast(alpha, "float32"), 1.0), lambda: fade_in(alpha, old_fn(), new),
+                    lambda: ops.cast(new, new.dtype))
+
+
 @keras.saving.register_keras_serializable("keras_mammo")
 class UpsampleConvBlock(layers.Layer):
     """``UpSampling2D(2) → Conv2D(k×k) → BatchNormalization → ReLU`` (Rahali 2025, §3.3).

@@ -68,7 +68,7 @@ from keras_mammo.models.blocks import (
     MinibatchStdDev,
     NoiseInjection,
     downsample2x,
-    fade_in,
+    fade_in_lazy,
     pixel_norm,
     upsample2x,
 )
@@ -226,8 +226,8 @@ class SynthesisNetwork(layers.Layer):
             for j in (2 * k, 2 * k + 1):
                 x = self.styled[j](x, ws[:, j], self.noise_map(j, r, batch, noise_seed))
             out = self.to_gray[k](x)
-            if k > 0:
-                out = fade_in(alpha, upsample2x(self.to_gray[k - 1](prev)), out)
+            if k > 0:  # the faded-out path is computed only while α < 1
+                out = fade_in_lazy(alpha, lambda p=prev, k=k: upsample2x(self.to_gray[k - 1](p)), out)
         return ops.tanh(out)
 
 
@@ -337,8 +337,7 @@ class StyleDiscriminator(keras.Model):
         h = self._lrelu(self.from_gray[k](x))
         if k > 0:
             h = self._block(k, h)
-            old = self._lrelu(self.from_gray[k - 1](downsample2x(x)))
-            h = fade_in(alpha, old, h)
+            h = fade_in_lazy(alpha, lambda: self._lrelu(self.from_gray[k - 1](downsample2x(x))), h)
             for j in range(k - 1, 0, -1):
                 h = self._block(j, h)
         h = self._lrelu(self.final_conv(self.mbstd(h)))

@@ -29,7 +29,7 @@ from keras_mammo.losses import discriminator_bce_loss, generator_bce_loss
 from keras_mammo.models.blocks import (
     DownsampleConvBlock,
     UpsampleConvBlock,
-    fade_in,
+    fade_in_lazy,
     from_grayscale,
     spectral,
     to_grayscale,
@@ -111,9 +111,9 @@ class ProgressiveGenerator(keras.Model):
                 break
             prev, x, r = x, block(x, training=training), res
         out = self.to_gray[str(r)](x)
-        if prev is not None:
-            old = ops.repeat(ops.repeat(self.to_gray[str(r // 2)](prev), 2, axis=1), 2, axis=2)
-            out = fade_in(alpha, old, out)
+        if prev is not None:  # the lower-resolution path is computed only while α < 1
+            out = fade_in_lazy(alpha, lambda: ops.repeat(ops.repeat(self.to_gray[str(r // 2)](prev), 2, axis=1),
+                                                          2, axis=2), out)
         return ops.tanh(ops.cast(out, "float32"))
 
 
@@ -156,9 +156,8 @@ class ProgressiveDiscriminator(keras.Model):
         alpha = self.alpha if alpha is None else alpha
         r = self.resolution
         h = self.blocks[str(r)](self.from_gray[str(r)](x), training=training)
-        if str(r // 2) in self.from_gray:
-            old = self.from_gray[str(r // 2)](ops.average_pool(x, 2, 2))
-            h = fade_in(alpha, old, h)
+        if str(r // 2) in self.from_gray:  # computed only while α < 1
+            h = fade_in_lazy(alpha, lambda: self.from_gray[str(r // 2)](ops.average_pool(x, 2, 2)), h)
         for res in sorted((q for q in self.res_list if q < r), reverse=True):
             h = self.blocks[str(res)](h, training=training)
         return ops.cast(self.head(self.flatten(h)), "float32")

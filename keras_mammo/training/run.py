@@ -36,8 +36,8 @@ from keras_mammo.config import Config, dump_config, from_dict
 from keras_mammo.data.pipeline import (
     fixed_batch,
     kept_rows,
-    load_stage_arrays,
     make_train_dataset,
+    open_stage,
     steps_per_epoch,
 )
 from keras_mammo.errors import ConfigError, DataError
@@ -53,7 +53,7 @@ from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_ato
 #: Keys that may differ when a run is resumed (they extend or observe it, not change it).
 RESUMABLE_KEYS = {"train.epochs", "train.checkpoint_every", "train.sample_every", "train.keep_checkpoints",
                   "train.tensorboard", "run_dir", "export", "data.workers", "train.max_seconds", "train.eval_every",
-                  "train.early_stop_evals", "train.use_ema"}
+                  "train.early_stop_evals", "train.use_ema", "data.cache_mb"}
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
@@ -112,7 +112,7 @@ def make_optimizers(cfg: Config, model: GAN):
 
     def adam(lr):
         opt = keras.optimizers.Adam(lr, beta_1=pick(t.beta_1, "beta_1"), beta_2=pick(t.beta_2, "beta_2"))
-        return keras.optimizers.LossScaleOptimizer(opt) if t.mixed_precision else opt
+        return keras.optimizers.LossScaleOptimizer(opt) if t.precision == "mixed_float16" else opt
 
     return adam(pick(t.g_learning_rate, "g_learning_rate")), adam(pick(t.d_learning_rate, "d_learning_rate"))
 
@@ -230,8 +230,11 @@ def _prepared_size(prepared: str | Path) -> int | None:
     return int(json.loads(path.read_text())["size"]) if path.is_file() else None
 
 
-def train(cfg: Config, progress: bool = True) -> Path:
+def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train (or resume) the run described by ``cfg``; returns the run directory.
+
+    ``callbacks``: extra ``keras.callbacks.Callback`` objects run after the run's own
+    monitor in every stage's ``fit`` (e.g. ``bench/bench_train.py``'s timer).
 
     The run directory is locked for the whole run (:func:`~keras_mammo.training.lock.run_dir_lock`).
 
@@ -243,10 +246,10 @@ def train(cfg: Config, progress: bool = True) -> Path:
     """
     check_trainable(cfg, _prepared_size(cfg.data.prepared))
     with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)):
-        return _train(cfg, progress)
+        return _train(cfg, progress, callbacks)
 
 
-def _train(cfg: Config, progress: bool) -> Path:
+def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
@@ -262,8 +265,11 @@ def _train(cfg: Config, progress: bool) -> Path:
 
     t = cfg.train
     policy = keras.mixed_precision.global_policy().name
-    if t.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    from tensorflow.python.framework import config as tf_config
+
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    was_remapping = tf.config.optimizer.get_experimental_options().get("remapping", True)
+    keras.mixed_precision.set_global_policy(t.precision)
     set_global_seed(cfg.seed, deterministic_ops=t.deterministic)
     strategy = get_strategy(t.strategy)
     schedule = t.schedule()
@@ -310,7 +316,7 @@ def _train(cfg: Config, progress: bool) -> Path:
             start_step = state["stage"]["stage_start_step"] if resumed_here and "stage_start_step" in state["stage"] \
                 else int(model.step.numpy())
             model.set_stage(st.resolution, st.fade_in_images if i > 0 else 0, start_step, t.batch_size)
-            stage = load_stage_arrays(cfg.data.prepared, st.resolution, model_cls_needs)
+            stage = open_stage(cfg.data.prepared, st.resolution, model_cls_needs, cfg.data.cache_mb << 20)
             steps = steps_per_epoch(stage.size, t.batch_size, t.steps_per_epoch)
             ds = make_train_dataset(stage, t.batch_size, cfg.seed, start_epoch, ends[i], steps)
 
@@ -325,9 +331,10 @@ def _train(cfg: Config, progress: bool) -> Path:
             control = RunControl(run_dir, cfg, st.resolution, ends[i], i == len(schedule) - 1, t.batch_size, steps,
                                  budget, state_fn, lambda done, e=every, end=end_i: done % e == 0 or done == end,
                                  progress)
-            callbacks = [monitor, control, *([run_progress.for_stage(i, steps)] if run_progress else [])]
+            stage_callbacks = [monitor, control, *([run_progress.for_stage(i, steps)] if run_progress else []),
+                               *callbacks]
             history = model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
-                                callbacks=callbacks, verbose=0, shuffle=False)
+                                callbacks=stage_callbacks, verbose=0, shuffle=False)
             ran = len(history.epoch) if history is not None else ends[i] - start_epoch
             completed = start_epoch + ran
             state = state_fn(completed)
@@ -345,6 +352,9 @@ def _train(cfg: Config, progress: bool) -> Path:
         raise
     finally:
         keras.mixed_precision.set_global_policy(policy)
+        if not was_deterministic:  # leave the process as we found it (see set_global_seed)
+            tf_config.disable_op_determinism()
+            tf.config.optimizer.set_experimental_options({"remapping": was_remapping})
     return run_dir
 
 

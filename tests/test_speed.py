@@ -1,0 +1,104 @@
+"""Speed features (issue 10): train.precision, the async step log, the faded-out branch skip."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from keras_mammo.config import load_config
+from keras_mammo.errors import ConfigError
+
+
+def _cfg(prepared, run_dir, **extra):
+    overrides = {"data.prepared": str(prepared), "run_dir": str(run_dir), "seed": 3,
+                 "train.resolution": 16, "train.epochs": 2, "train.batch_size": 4, "train.steps_per_epoch": 3,
+                 "train.sample_count": 4, "train.tensorboard": False, "train.sample_every": 2,
+                 "model.params": {"g_channels": [8, 8], "d_channels": [16, 8], "base_channels": 16}}
+    overrides.update(extra)
+    return load_config(None, overrides)
+
+
+def test_precision_key_and_deprecated_alias():
+    assert load_config(None, {}).train.precision == "float32"
+    assert load_config(None, {"train.precision": "mixed_bfloat16"}).train.precision == "mixed_bfloat16"
+    with pytest.warns(FutureWarning, match="train.mixed_precision is deprecated; use train.precision: mixed_float16"):
+        cfg = load_config(None, {"train.mixed_precision": True})
+    assert cfg.train.precision == "mixed_float16" and cfg.train.mixed_precision is None
+    with pytest.raises(ConfigError, match="train.precision: 'bfloat16' is not allowed; allowed values: float32, "
+                                          "mixed_bfloat16, mixed_float16"):
+        load_config(None, {"train.precision": "bfloat16"})
+
+
+def test_bfloat16_run_logs_every_step_and_restores_policy(mias_prepared, tmp_path):
+    """mixed_bfloat16 trains (no loss scaling); every step is logged once, in order, with finite losses."""
+    import keras
+
+    from keras_mammo.training.run import load_run_model, train
+
+    run = train(_cfg(mias_prepared, tmp_path / "bf", **{"train.precision": "mixed_bfloat16"}), progress=False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    rows = list(csv.DictReader(open(run / "losses_steps.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [int(r["epoch"]) for r in rows] == [1, 1, 1, 2, 2, 2]
+    assert all(np.isfinite(float(r["d_loss"])) and np.isfinite(float(r["g_loss"])) for r in rows)
+    epochs = list(csv.DictReader(open(run / "losses_epochs.csv")))
+    assert [int(e["skipped_steps"]) for e in epochs] == [0, 0]
+    # the epoch means are the means of the logged steps
+    assert float(epochs[1]["d_loss"]) == pytest.approx(np.mean([float(r["d_loss"]) for r in rows[3:]]), abs=1e-5)
+    # curve drawn with the sample grid at epoch 2 only
+    assert (run / "loss_curve.png").is_file() and sorted(p.name for p in (run / "samples").glob("epoch_*")) == \
+        ["epoch_000002.png"]
+    model, _, state = load_run_model(run)
+    assert int(model.step.numpy()) == 6 and state["epoch"] == 2
+
+
+def test_faded_out_path_not_computed_at_alpha_one():
+    """At α = 1 the old path is skipped (a NaN there does not reach the output); below 1 it is blended."""
+    import keras
+    import tensorflow as tf
+
+    from keras_mammo.models.blocks import fade_in_lazy
+
+    new = tf.ones((2, 4, 4, 1))
+    old_fn = lambda: tf.fill((2, 4, 4, 1), float("nan"))  # noqa: E731
+    alpha = keras.Variable(1.0, trainable=False)
+    traced = tf.function(lambda: fade_in_lazy(alpha, old_fn, new))
+    for out in (fade_in_lazy(1.0, old_fn, new), fade_in_lazy(tf.constant(1.0), old_fn, new), traced()):
+        np.testing.assert_array_equal(out, new)
+    alpha.assign(0.5)
+    assert np.isnan(traced()).all()  # the same traced function blends while α < 1
+    halves = fade_in_lazy(alpha, lambda: tf.zeros((2, 4, 4, 1)), new)
+    np.testing.assert_allclose(halves, 0.5 * new)
+
+
+def test_streamed_stage_gives_the_cached_batches(mias_prepared):
+    """Above the cache budget films are streamed from disk and decoded per epoch: the same batches."""
+    from keras_mammo.data.pipeline import StageArrays, StageFiles, fixed_batch, make_train_dataset, open_stage
+
+    keys = ("breast_mask", "label")
+    cached = open_stage(mias_prepared, 32, keys)
+    streamed = open_stage(mias_prepared, 32, keys, cache_bytes=0)
+    assert isinstance(cached, StageArrays) and isinstance(streamed, StageFiles) and streamed.size == cached.size
+    a = list(make_train_dataset(cached, 4, 5, 2, 4, 3).as_numpy_iterator())
+    b = list(make_train_dataset(streamed, 4, 5, 2, 4, 3).as_numpy_iterator())
+    assert len(a) == len(b) == 6
+    for x, y in zip(a, b):
+        assert x["image"].shape == (4, 32, 32, 1) and set(x) == {"image", "breast_mask", "label"}
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+    for k, v in fixed_batch(cached, 3).items():
+        np.testing.assert_array_equal(v, fixed_batch(streamed, 3)[k])
+
+
+@pytest.mark.parametrize("side", [37, 64, 256, 300, 1024])
+def test_batched_tf_resize_is_the_clean_pillow_resize(side):
+    """The batched TensorFlow resize equals the per-image Pillow float bicubic (≤ 0.01 of 255)."""
+    from keras_mammo.metrics.inception import resize_299, resize_299_batch
+
+    rng = np.random.default_rng(side)
+    imgs = (rng.random((3, side, side + 3 * (side % 2), 1)) * 255).astype(np.float32)  # noise: worst case
+    batched = resize_299_batch(imgs)
+    assert batched.shape == (3, 299, 299, 1) and batched.dtype == np.float32
+    for i in range(3):
+        assert np.abs(batched[i, ..., 0] - resize_299(imgs[i, ..., 0])).max() <= 0.01
