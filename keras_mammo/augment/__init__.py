@@ -1,0 +1,1 @@
+"""Differentiable image augmentations applied to what a GAN's discriminator sees (DiffAugment, ADA)."""
