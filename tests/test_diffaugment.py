@@ -83,7 +83,7 @@ def test_condition_channels_are_only_translated():
 
 
 def test_translation_is_an_integer_shift_with_zero_fill():
-    x = ramp(6, 8, 8, 2).numpy()
+    x = ramp(12, 8, 8, 2).numpy()
     y = translation(tf.constant(x), tf.constant([7, 1], tf.int64)).numpy()
     seen = set()
     for i in range(len(x)):
@@ -94,6 +94,7 @@ def test_translation_is_an_integer_shift_with_zero_fill():
         np.testing.assert_array_equal(y[i, ..., 1], shifted(x[i, ..., 1], ty, tx))  # same shift per channel
         seen.add(matches[0])
     assert len(seen) > 1  # shifts are drawn per image
+    assert any(ty for ty, _ in seen) and any(tx for _, tx in seen)  # in both directions
 
 
 def test_cutout_zeroes_one_clipped_square_of_the_image_only():
