@@ -26,6 +26,7 @@ SMALL = {
     "seg-cdcgan": {"g_base_channels": 32, "min_channels": 8, "d_base_channels": 8, "max_d_channels": 32,
                    "n_critic": 2},
     "pix2pix": {"g_base_filters": 8, "g_max_filters": 32, "d_base_filters": 8},
+    "fastgan": {"ngf": 4, "ndf": 4, "min_channels": 2},
 }
 #: (model, resolution) cases of the parameter table
 TEST_CASES = [(name, res) for name in SMALL for res in (32, 64)]
@@ -35,6 +36,7 @@ SIGNATURES = {
     "unet": {"serving_default"},
     "seg-cdcgan": {"serving_default", "generate"},
     "pix2pix": {"serving_default", "classes"},
+    "fastgan": {"serving_default", "generate"},
 }
 
 
@@ -83,7 +85,7 @@ def test_output_shapes_and_ranges(name, res, mias_batches):
     assert out.shape == (4, res, res, 1) and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= -1.0 and out.max() <= 1.0
     assert model.inputs_needed == tuple(k for k in model.inputs_needed if k in batch)
-    if name in ("dcgan", "stylegan"):  # unconditional: generate(latents) alone
+    if name in ("dcgan", "stylegan", "fastgan"):  # unconditional: generate(latents) alone
         assert model.generate(GAN.fixed_latents(2, LATENT, 1)).shape == (2, res, res, 1)
 
 
@@ -133,7 +135,7 @@ def test_export_reloads_and_signatures_answer(name, mias_batches, tmp_path):
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     assert set(loaded.signatures) == SIGNATURES[name]
     u8 = lambda x: tf.cast(tf.round(x), tf.uint8)  # noqa: E731
-    if name in ("dcgan", "stylegan"):
+    if name in ("dcgan", "stylegan", "fastgan"):
         z = GAN.fixed_latents(3, LATENT, 5)
         got = loaded.signatures["serving_default"](latent=z)["images"]
         want = images_to_uint8(model.generate(z))
