@@ -29,7 +29,7 @@ SMALL = {
     "fastgan": {"ngf": 4, "ndf": 4, "min_channels": 2},
 }
 #: (model, resolution) cases of the parameter table
-TEST_CASES = [(name, res) for name in SMALL for res in (32, 64)]
+TEST_CASES = [(name, res) for name in SMALL for res in (32, 64) if name != "fastgan"]  # fastgan: test_fastgan.py
 SIGNATURES = {
     "dcgan": {"serving_default", "generate"},
     "stylegan": {"serving_default", "generate"},
