@@ -52,8 +52,8 @@ channel (StyleGAN's "B", :class:`~keras_mammo.models.blocks.NoiseInjection`) ins
 one scalar; at inference the noise is one fixed map per layer (deterministic exports,
 as keras-mammo's StyleGAN); the hinge loss has no random margin.
 
-**Randomness.** Latents (streams 0), per-pixel noise (stream 400), DiffAugment of real /
-generated images (500 / 501) and the reconstructed quadrant (502) are stateless draws
+**Randomness.** Latents (stream 0), per-pixel noise (stream 600), DiffAugment of real /
+generated images (601 / 602) and the reconstructed quadrant (603) are stateless draws
 keyed by ``(seed, step)`` (:func:`~keras_mammo.models.gan_utils.step_seed`), so a resumed
 run draws what an uninterrupted one draws.
 """
@@ -79,7 +79,7 @@ RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 #: Generator SLE pairs (low → high resolution): paper §3.1 plus the authors' 4→64.
 SLE_PAIRS = ((4, 64), (8, 128), (16, 256), (32, 512))
 
-STREAM_NOISE, STREAM_AUG_REAL, STREAM_AUG_FAKE, STREAM_PART = 400, 500, 501, 502
+STREAM_NOISE, STREAM_AUG_REAL, STREAM_AUG_FAKE, STREAM_PART = 600, 601, 602, 603
 
 
 @dataclasses.dataclass
