@@ -494,6 +494,7 @@ class FastGAN(GAN):
 
     def build_networks(self) -> None:
         z = ops.zeros((1, self.latent_dim))
+        self.generator(z)  # through __call__, so that Keras marks the generator built
         big, small = self.generator.forward(z)
         self.discriminator(big, small, reconstruct=True)
         self.built = True
