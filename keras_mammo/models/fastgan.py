@@ -50,7 +50,8 @@ generator's (with the just-updated discriminator), as in the authors' training l
 Other differences from the authors' code: the noise-injection strength is learned per
 channel (StyleGAN's "B", :class:`~keras_mammo.models.blocks.NoiseInjection`) instead of
 one scalar; at inference the noise is one fixed map per layer (deterministic exports,
-as keras-mammo's StyleGAN); the hinge loss has no random margin.
+as keras-mammo's StyleGAN); the hinge loss has no random margin; the small path's
+first convolution has no bias (see the comment there).
 
 **Randomness.** Latents (stream 0), per-pixel noise (stream 600), DiffAugment of real /
 generated images (601 / 602) and the reconstructed quadrant (603) are stateless draws
@@ -400,7 +401,10 @@ class FastGANDiscriminator(keras.Model):
         self.head = [SNConv2D(d_width(8, params), 1, use_bias=False, spectral_norm=sn, name="head_conv1"),
                      _bn("head_bn"), SNConv2D(1, 4, padding="valid", spectral_norm=sn, name="head_logits")]
         s = self.small
-        self.small_stem = SNConv2D(d_width(2 * s, params), 4, 2, spectral_norm=sn, name="small_stem")
+        # no bias: with one, TensorFlow's Grappler remapper fails on the fused conv + bias +
+        # LeakyReLU gradient and logs an error at every trace (TF 2.21)
+        self.small_stem = SNConv2D(d_width(2 * s, params), 4, 2, use_bias=False, spectral_norm=sn,
+                                   name="small_stem")
         self.small_downs = []
         r = s // 2
         while r > 8:
