@@ -26,15 +26,17 @@ SMALL = {
     "seg-cdcgan": {"g_base_channels": 32, "min_channels": 8, "d_base_channels": 8, "max_d_channels": 32,
                    "n_critic": 2},
     "pix2pix": {"g_base_filters": 8, "g_max_filters": 32, "d_base_filters": 8},
+    "fastgan": {"ngf": 4, "ndf": 4, "min_channels": 2},
 }
 #: (model, resolution) cases of the parameter table
-TEST_CASES = [(name, res) for name in SMALL for res in (32, 64)]
+TEST_CASES = [(name, res) for name in SMALL for res in (32, 64) if name != "fastgan"]  # fastgan: test_fastgan.py
 SIGNATURES = {
     "dcgan": {"serving_default", "generate"},
     "stylegan": {"serving_default", "generate"},
     "unet": {"serving_default"},
     "seg-cdcgan": {"serving_default", "generate"},
     "pix2pix": {"serving_default", "classes"},
+    "fastgan": {"serving_default", "generate"},
 }
 
 
@@ -91,7 +93,7 @@ def test_output_shapes_and_ranges(name, res, mias_batches):
     loud = model.sample(GAN.fixed_latents(4, LATENT, 0), batch).numpy()
     assert np.isfinite(loud).all() and loud.min() >= -1.0 and loud.max() <= 1.0
     assert np.mean(np.abs(loud) > 0.99) > 0.5
-    if name in ("dcgan", "stylegan"):  # unconditional: generate(latents) alone
+    if name in ("dcgan", "stylegan", "fastgan"):  # unconditional: generate(latents) alone
         assert model.generate(GAN.fixed_latents(2, LATENT, 1)).shape == (2, res, res, 1)
 
 
@@ -141,7 +143,7 @@ def test_export_reloads_and_signatures_answer(name, mias_batches, tmp_path):
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     assert set(loaded.signatures) == SIGNATURES[name]
     u8 = lambda x: tf.cast(tf.round(x), tf.uint8)  # noqa: E731
-    if name in ("dcgan", "stylegan"):
+    if name in ("dcgan", "stylegan", "fastgan"):
         z = GAN.fixed_latents(3, LATENT, 5)
         got = loaded.signatures["serving_default"](latent=z)["images"]
         want = images_to_uint8(model.generate(z))

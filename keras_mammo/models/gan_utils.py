@@ -10,7 +10,7 @@
 
 Stream numbers used by the models (latent vectors use 0…9 through ``latent_batch``):
 100–109 gradient-penalty ε (seg-cdcgan), 200 style-mixing draw, 300+ per-pixel noise
-(StyleGAN).
+(StyleGAN), 600–603 noise, DiffAugment and reconstructed quadrant (FastGAN).
 """
 from __future__ import annotations
 

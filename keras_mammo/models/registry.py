@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "keras_mammo.models.unet",
     "keras_mammo.models.seg_cdcgan",
     "keras_mammo.models.pix2pix",
+    "keras_mammo.models.fastgan",
 ]
 
 

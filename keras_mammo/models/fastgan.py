@@ -1,0 +1,555 @@
+"""FastGAN (Liu, Zhu, Song & Elgammal, ICLR 2021, "Towards Faster and Stabilized GAN
+Training for High-fidelity Few-shot Image Synthesis", §3), for one grey channel.
+
+A generator and a discriminator light enough to train on a few hundred images:
+
+**Generator** (§3.1, Fig. 3). ``z (N, latent_dim)`` → ``Dense`` (the paper's 4×4
+transposed convolution of a 1×1 input) → BatchNorm → GLU → ``4×4×c(4)``, then one
+upsampling block per resolution 8, 16, … R. Blocks alternate, as in the authors' code:
+at 8, 32, 128, 512 px a "comp" block ``up ×2 (nearest) → conv 3×3 → noise → BN → GLU →
+conv 3×3 → noise → BN → GLU``; at 16, 64, 256, 1024 px a plain block ``up ×2 → conv 3×3 →
+BN → GLU``. GLU (gated linear unit, Dauphin et al. 2017) halves the channels:
+``a · σ(b)``. **Skip-layer excitation** (SLE, §3.1, Eq. 1) multiplies the feature map at
+``16·q`` px channel-wise by a gate computed from the one at ``q`` px:
+``σ(conv 1×1(Swish(conv 4×4 valid(avgpool→4×4(f_q)))))``; the paper's pairs are
+8²→128², 16²→256², 32²→512², and the authors' code adds 4²→64² — every pair that fits in
+R is used (none at 32 px). Outputs: ``conv 3×3 → tanh`` at R px and, for the
+discriminator's second input, ``conv 1×1 → tanh`` at ``S = min(R/2, 128)`` px::
+
+    (N, latent_dim) → 4²×c4 → 8² → 16² → 32² → 64² [× SLE(4²)] → (N, 64, 64, 1)    (R = 64)
+
+**Discriminator** (§3.2, Fig. 4). The R-px image goes through a stem (``conv 3×3`` for
+R ≤ 256; stride-2 ``conv 4×4`` down to 256 px above) and residual down blocks
+``(conv 4×4 s2 → BN → LReLU → conv 3×3 → BN → LReLU + avgpool → conv 1×1 → BN →
+LReLU) / 2`` down to 8×8, with SLE from the map at ``8·q`` px to the one at ``q`` px
+(q = 8, 16, 32); a ``conv 1×1 → BN → LReLU → conv 4×4 valid`` head gives 5×5 logits. The
+S-px image goes through ``conv 4×4 s2 → LReLU`` and ``conv 4×4 s2 → BN → LReLU`` blocks
+down to 8×8 and a ``conv 4×4 valid`` head (5×5 logits). Both sets of logits are scored.
+
+**Self-supervised reconstruction** (§3.2, Eq. 3). On real images only, three small
+decoders (``up ×2 → conv 3×3 → BN → GLU`` blocks, ``conv 3×3 → tanh``) reconstruct, at
+``T = min(R/2, 128)`` px: the whole image from the 8² map, the S-px image from the small
+path's 8² map, and one quadrant of the image from the matching quadrant (8×8) of the 16²
+map (quadrant drawn per step). **Difference from the paper:** the paper scores the
+reconstructions with LPIPS (a VGG-based perceptual distance, Zhang et al. 2018), whose
+weights are not available offline; keras-mammo uses an L1 (default) or L2 pixel loss
+against the real image area-downsampled to T px (``model.params.recon_loss``).
+
+**Losses and augmentation** (§3.2, §4). Hinge loss: D minimizes
+``E[relu(1 − D(x))] + E[relu(1 + D(G(z)))] + recon``; G minimizes ``−E[D(G(z))]``.
+Every image the discriminator sees, real and generated, both sizes, is augmented with
+DiffAugment (Zhao et al. 2020; :mod:`keras_mammo.augment.diffaugment`); the real S-px
+image is the augmented R-px image area-downsampled, and a generated pair shares one seed
+so that its two sizes get the same relative shift and cutout. Set
+``model.params.policy: ""`` to switch it off (e.g. when the trainer augments instead).
+Spectral normalization (Miyato et al. 2018) on every convolution and Dense layer of both
+networks, as in the authors' code; weights ``N(0, 0.02)``; Adam 2e-4, β = (0.5, 0.999);
+one generator forward pass per step serves the discriminator's update (detached) and the
+generator's (with the just-updated discriminator), as in the authors' training loop.
+
+Other differences from the authors' code: the noise-injection strength is learned per
+channel (StyleGAN's "B", :class:`~keras_mammo.models.blocks.NoiseInjection`) instead of
+one scalar; at inference the noise is one fixed map per layer (deterministic exports,
+as keras-mammo's StyleGAN); the hinge loss has no random margin; the small path's
+first convolution has no bias (see the comment there).
+
+**Randomness.** Latents (stream 0), per-pixel noise (stream 600), DiffAugment of real /
+generated images (601 / 602) and the reconstructed quadrant (603) are stateless draws
+keyed by ``(seed, step)`` (:func:`~keras_mammo.models.gan_utils.step_seed`), so a resumed
+run draws what an uninterrupted one draws.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from keras_mammo.augment.diffaugment import diff_augment, parse_policy
+from keras_mammo.errors import ConfigError
+from keras_mammo.models.blocks import NoiseInjection, dcgan_initializer
+from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution, step_seed
+from keras_mammo.models.registry import register_model
+from keras_mammo.training.gan import GAN
+
+#: Channel multipliers per resolution of the authors' code (``nfc_multi``); width = multiplier × ngf/ndf.
+CHANNEL_MULTIPLIERS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
+#: Resolutions FastGAN trains at.
+RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
+#: Generator SLE pairs (low → high resolution): paper §3.1 plus the authors' 4→64.
+SLE_PAIRS = ((4, 64), (8, 128), (16, 256), (32, 512))
+
+STREAM_NOISE, STREAM_AUG_REAL, STREAM_AUG_FAKE, STREAM_PART = 600, 601, 602, 603
+
+
+@dataclasses.dataclass
+class FastGANParams:
+    """``model.params`` of ``fastgan``.
+
+    Attributes:
+        ngf: generator base width (paper: 64); the map at r px has
+            ``max(min_channels, CHANNEL_MULTIPLIERS[r] · ngf)`` channels.
+        ndf: discriminator base width (paper: 64); its map at r px has
+            ``CHANNEL_MULTIPLIERS[2r] · ndf`` channels (the decoders ``· ndf / 2``).
+        min_channels: smallest width of any layer.
+        noise: noise injection in the generator's "comp" blocks.
+        spectral_norm: spectral normalization of every convolution (authors' code: on).
+        policy: DiffAugment transforms, comma-separated (``""`` = none).
+        recon_loss: pixel distance of the reconstruction loss (the paper's LPIPS is not
+            available offline): ``l1`` or ``l2``.
+        recon_weight: weight of the reconstruction loss in the discriminator's loss (paper: 1).
+    """
+
+    ngf: int = 64
+    ndf: int = 64
+    min_channels: int = 4
+    noise: bool = True
+    spectral_norm: bool = True
+    policy: str = "translation,cutout,brightness,contrast"
+    recon_loss: str = dataclasses.field(default="l1", metadata={"choices": ("l1", "l2")})
+    recon_weight: float = 1.0
+
+    def validate(self) -> None:
+        """Raises ConfigError naming ``model.params.<key>`` for a bad value."""
+        for key in ("ngf", "ndf", "min_channels"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.params.{key}: must be ≥ 1, got {getattr(self, key)}")
+        if self.recon_weight < 0:
+            raise ConfigError(f"model.params.recon_weight: must be ≥ 0, got {self.recon_weight}")
+        try:
+            parse_policy(self.policy)
+        except ValueError as e:
+            raise ConfigError(f"model.params.policy: {e}") from None
+
+
+def check_resolution(resolution: int) -> int:
+    """Raises ConfigError unless ``resolution`` is one of :data:`RESOLUTIONS`."""
+    if resolution not in RESOLUTIONS:
+        raise ConfigError(f"train.resolution: fastgan trains at {', '.join(map(str, RESOLUTIONS))} px, "
+                          f"got {resolution}")
+    return resolution
+
+
+def small_resolution(resolution: int) -> int:
+    """Side S of the second (small) image the discriminator reads: ``min(R/2, 128)``."""
+    return min(resolution // 2, 128)
+
+
+def glu(x):
+    """Gated linear unit over channels ``a · σ(b)`` (Dauphin et al. 2017): ``(…, 2C)`` → ``(…, C)``."""
+    a, b = ops.split(x, 2, axis=-1)
+    return a * ops.sigmoid(b)
+
+
+def area_resize(x, size: int):
+    """Area-downsample ``(N, R, R, C)`` to ``(N, size, size, C)`` (``R`` a multiple of ``size``)."""
+    r = int(x.shape[1])
+    return x if r == size else ops.average_pool(x, r // size, r // size, padding="valid")
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class SNConv2D(layers.Layer):
+    """``k×k`` convolution with optional spectral normalization (Miyato et al. 2018, Alg. 1).
+
+    The kernel is divided by its largest singular value σ, estimated by one power
+    iteration per training call on the ``(k·k·C_in, filters)`` matrix; the vector ``u``
+    is a non-trainable weight (saved in checkpoints) updated only when ``training``;
+    gradients flow through σ (u, v held constant), as in PyTorch's ``spectral_norm``.
+
+    ``(N, H, W, C_in)`` → ``(N, H/s, W/s, filters)`` (``padding`` ``"same"`` or ``"valid"``).
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 3, strides: int = 1, padding: str = "same",
+                 use_bias: bool = True, spectral_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides, self.padding = filters, kernel_size, strides, padding
+        self.use_bias, self.spectral_norm = use_bias, spectral_norm
+
+    def build(self, input_shape):
+        k, cin = self.kernel_size, int(input_shape[-1])
+        self.kernel = self.add_weight(shape=(k, k, cin, self.filters), name="kernel",
+                                      initializer=dcgan_initializer())
+        self.bias = self.add_weight(shape=(self.filters,), name="bias", initializer="zeros") if self.use_bias else None
+        if self.spectral_norm:
+            self.u = self.add_weight(shape=(1, self.filters), name="sn_u", trainable=False,
+                                     initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=7))
+
+    def normalized_kernel(self, training=False):
+        w = ops.cast(self.kernel, "float32")
+        if not self.spectral_norm:
+            return w
+        mat = ops.reshape(w, (-1, self.filters))                       # (k·k·C_in, filters)
+        u = ops.cast(self.u, "float32")
+        v = ops.stop_gradient(_l2n(ops.matmul(u, ops.transpose(mat))))  # (1, k·k·C_in)
+        u_new = ops.stop_gradient(_l2n(ops.matmul(v, mat)))             # (1, filters)
+        if training:
+            self.u.assign(u_new)
+        sigma = ops.sum(ops.matmul(v, mat) * u_new)
+        return w / sigma
+
+    def call(self, x, training=False):
+        kernel = ops.cast(self.normalized_kernel(training), x.dtype)
+        y = ops.conv(x, kernel, strides=self.strides, padding=self.padding)
+        return y + ops.cast(self.bias, x.dtype) if self.bias is not None else y
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "use_bias": self.use_bias,
+                "spectral_norm": self.spectral_norm}
+
+
+def _l2n(x, eps: float = 1e-12):
+    return x * ops.rsqrt(ops.sum(ops.square(x)) + eps)
+
+
+def _bn(name=None):
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class SkipLayerExcitation(layers.Layer):
+    """SLE (Liu et al. 2021, §3.1, Eq. 1): gate the large map's channels by the small map.
+
+    ``call(small, big)``: ``small (N, q, q, C_s)``, ``big (N, 16q, 16q, C_b)`` →
+    ``big · σ(conv 1×1(Swish(conv 4×4 valid(avgpool→4×4(small)))))``, ``(N, 16q, 16q, C_b)``.
+    """
+
+    def __init__(self, channels: int, sn: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.conv4 = SNConv2D(channels, 4, padding="valid", use_bias=False, spectral_norm=sn, name="conv4")
+        self.conv1 = SNConv2D(channels, 1, padding="valid", use_bias=False, spectral_norm=sn, name="conv1")
+
+    def call(self, small, big, training=False):
+        s = area_resize(small, 4)
+        gate = self.conv4(s, training=training)
+        gate = gate * ops.sigmoid(gate)                                 # Swish
+        gate = ops.sigmoid(self.conv1(gate, training=training))         # (N, 1, 1, C_b)
+        return big * ops.cast(gate, big.dtype)
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class UpBlock(layers.Layer):
+    """``up ×2 (nearest) → conv 3×3 → [noise] → BN → GLU`` (× 2 convolutions for ``comp``).
+
+    ``call(x, noise_seed)``: ``(N, H, W, C_in)`` → ``(N, 2H, 2W, filters)``. ``noise_seed``
+    ``(2,) int64`` draws per-image noise; None uses one fixed map per layer.
+    """
+
+    def __init__(self, filters: int, comp: bool = False, noise: bool = True, sn: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.comp = filters, comp
+        n = 2 if comp else 1
+        self.convs = [SNConv2D(2 * filters, 3, use_bias=False, spectral_norm=sn, name=f"conv{i}") for i in range(n)]
+        self.noises = [NoiseInjection(2 * filters, name=f"noise{i}") for i in range(n)] if comp and noise else []
+        self.bns = [_bn(f"bn{i}") for i in range(n)]
+
+    def call(self, x, training=False, noise_seed=None):
+        x = ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+        for i, conv in enumerate(self.convs):
+            x = conv(x, training=training)
+            if self.noises:
+                h, w = x.shape[1], x.shape[2]
+                if noise_seed is None:  # one fixed map per layer
+                    seed = tf.constant([0x5EED, 16 * int(h) + i], tf.int64)
+                    noise = tf.random.stateless_normal((1, h, w, 1), seed=seed)
+                else:
+                    seed = tf.random.experimental.stateless_fold_in(tf.cast(noise_seed, tf.int64), i)
+                    noise = tf.random.stateless_normal(tf.stack([tf.shape(x)[0], h, w, 1]), seed=seed)
+                x = self.noises[i](x, noise)
+            x = glu(self.bns[i](x, training=training))
+        return x
+
+
+def g_width(resolution: int, params: FastGANParams) -> int:
+    return max(params.min_channels, int(CHANNEL_MULTIPLIERS[resolution] * params.ngf))
+
+
+def d_width(resolution: int, params: FastGANParams, scale: float = 1.0) -> int:
+    return max(params.min_channels, int(CHANNEL_MULTIPLIERS[min(resolution, 1024)] * params.ndf * scale))
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class FastGANGenerator(keras.Model):
+    """``call(z)``: ``(N, latent_dim) float32`` → ``(N, R, R, 1) float32`` in ``[-1, 1]``.
+
+    :meth:`forward` also returns the ``(N, S, S, 1)`` image for the discriminator's
+    second input (``S = min(R/2, 128)``).
+    """
+
+    def __init__(self, latent_dim: int, resolution: int, params: FastGANParams, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim, self.resolution, self.params = latent_dim, resolution, params
+        self.small = small_resolution(resolution)
+        sn = params.spectral_norm
+        c4 = g_width(4, params)
+        self.project = layers.Dense(4 * 4 * 2 * c4, use_bias=False, kernel_initializer=dcgan_initializer(),
+                                    name="project")
+        self.project_bn = _bn("project_bn")
+        self.res_list = [r for r in (8, 16, 32, 64, 128, 256, 512, 1024) if r <= resolution]
+        self.ups = {str(r): UpBlock(g_width(r, params), comp=r.bit_length() % 2 == 0, noise=params.noise, sn=sn,
+                                    name=f"up_{r}") for r in self.res_list}
+        self.sle = {str(hi): SkipLayerExcitation(g_width(hi, params), sn=sn, name=f"sle_{lo}_{hi}")
+                    for lo, hi in SLE_PAIRS if hi <= resolution}
+        self.sle_source = {hi: lo for lo, hi in SLE_PAIRS if hi <= resolution}
+        self.to_big = SNConv2D(1, 3, spectral_norm=sn, name="to_big")
+        self.to_small = SNConv2D(1, 1, spectral_norm=sn, name="to_small")
+
+    def forward(self, z, training=False, noise_seed=None):
+        """``(N, latent_dim)`` → ``(big (N, R, R, 1), small (N, S, S, 1))`` float32 in ``[-1, 1]``."""
+        n = ops.shape(z)[0]
+        x = self.project(z)
+        x = glu(self.project_bn(ops.reshape(x, (n, 4, 4, -1)), training=training))
+        feats = {4: x}
+        for i, r in enumerate(self.res_list):
+            seed = None if noise_seed is None else tf.random.experimental.stateless_fold_in(
+                tf.cast(noise_seed, tf.int64), i)
+            x = self.ups[str(r)](x, training=training, noise_seed=seed)
+            if r in self.sle_source:
+                x = self.sle[str(r)](feats[self.sle_source[r]], x, training=training)
+            feats[r] = x
+        big = ops.tanh(ops.cast(self.to_big(x, training=training), "float32"))
+        small = ops.tanh(ops.cast(self.to_small(feats[self.small], training=training), "float32"))
+        return big, small
+
+    def call(self, z, training=False, noise_seed=None):
+        return self.forward(z, training=training, noise_seed=noise_seed)[0]
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class DownBlockComp(layers.Layer):
+    """``(conv 4×4 s2 → BN → LReLU → conv 3×3 → BN → LReLU + avgpool → conv 1×1 → BN → LReLU) / 2``.
+
+    ``(N, H, W, C_in)`` → ``(N, H/2, W/2, filters)`` (Liu et al. 2021, Fig. 4).
+    """
+
+    def __init__(self, filters: int, sn: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.c1 = SNConv2D(filters, 4, 2, use_bias=False, spectral_norm=sn, name="conv1")
+        self.c2 = SNConv2D(filters, 3, use_bias=False, spectral_norm=sn, name="conv2")
+        self.c3 = SNConv2D(filters, 1, use_bias=False, spectral_norm=sn, name="direct")
+        self.b1, self.b2, self.b3 = _bn("bn1"), _bn("bn2"), _bn("bn3")
+
+    def call(self, x, training=False):
+        lrelu = lambda t: ops.leaky_relu(t, negative_slope=0.2)  # noqa: E731
+        main = lrelu(self.b1(self.c1(x, training=training), training=training))
+        main = lrelu(self.b2(self.c2(main, training=training), training=training))
+        direct = lrelu(self.b3(self.c3(ops.average_pool(x, 2, 2), training=training), training=training))
+        return (main + direct) / 2.0
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class SimpleDecoder(layers.Layer):
+    """Reconstruct an image from an 8×8 feature map: ``(N, 8, 8, C)`` → ``(N, T, T, 1)`` in ``[-1, 1]``.
+
+    ``log2(T/8)`` plain up blocks (``up ×2 → conv 3×3 → BN → GLU``) then ``conv 3×3 → tanh``
+    (Liu et al. 2021, §3.2, Fig. 4 "Decoder").
+    """
+
+    def __init__(self, out_resolution: int, params: FastGANParams, **kwargs):
+        super().__init__(**kwargs)
+        sn = params.spectral_norm
+        res, r = [], 16
+        while r <= out_resolution:
+            res.append(r)
+            r *= 2
+        self.ups = [UpBlock(d_width(q, params, 0.5), noise=False, sn=sn, name=f"up_{q}") for q in res]
+        self.out = SNConv2D(1, 3, spectral_norm=sn, name="to_image")
+
+    def call(self, x, training=False):
+        x = area_resize(x, 8)
+        for up in self.ups:
+            x = up(x, training=training)
+        return ops.tanh(ops.cast(self.out(x, training=training), "float32"))
+
+
+@keras.saving.register_keras_serializable("keras_mammo")
+class FastGANDiscriminator(keras.Model):
+    """``call(big, small=None)``: ``(N, R, R, 1)`` [+ ``(N, S, S, 1)``] → ``(N, 50) float32`` logits.
+
+    ``small`` defaults to ``big`` area-downsampled to S px. With ``reconstruct=True``
+    returns ``(logits, {"big", "small", "part"})``: the three decoders' ``(N, T, T, 1)``
+    reconstructions, ``part`` from quadrant ``part`` (int32 scalar in ``[0, 4)``: top-left,
+    top-right, bottom-left, bottom-right) of the 16×16 map.
+    """
+
+    def __init__(self, resolution: int, params: FastGANParams, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution, self.params = resolution, params
+        self.small = small_resolution(resolution)
+        self.rec_resolution = min(resolution // 2, 128)
+        sn = params.spectral_norm
+        top = min(resolution, 256)
+        self.stem = []
+        if resolution <= 256:
+            self.stem.append((SNConv2D(d_width(2 * top, params), 3, spectral_norm=sn, name="stem"), None))
+        else:
+            r = resolution
+            while r > 256:
+                bn = None if r == resolution else _bn(f"stem_bn_{r // 2}")
+                self.stem.append((SNConv2D(d_width(r, params), 4, 2, use_bias=bn is None, spectral_norm=sn,
+                                           name=f"stem_{r // 2}"), bn))
+                r //= 2
+        self.downs = {}
+        r = top
+        while r > 8:
+            self.downs[str(r // 2)] = DownBlockComp(d_width(r, params), sn=sn, name=f"down_{r // 2}")
+            r //= 2
+        self.sle = {str(q): SkipLayerExcitation(d_width(2 * q, params), sn=sn, name=f"sle_{8 * q}_{q}")
+                    for q in (32, 16, 8) if 8 * q <= top}
+        self.head = [SNConv2D(d_width(8, params), 1, use_bias=False, spectral_norm=sn, name="head_conv1"),
+                     _bn("head_bn"), SNConv2D(1, 4, padding="valid", spectral_norm=sn, name="head_logits")]
+        s = self.small
+        # no bias: with one, TensorFlow's Grappler remapper fails on the fused conv + bias +
+        # LeakyReLU gradient and logs an error at every trace (TF 2.21)
+        self.small_stem = SNConv2D(d_width(2 * s, params), 4, 2, use_bias=False, spectral_norm=sn,
+                                   name="small_stem")
+        self.small_downs = []
+        r = s // 2
+        while r > 8:
+            self.small_downs.append((SNConv2D(d_width(2 * r, params), 4, 2, use_bias=False, spectral_norm=sn,
+                                              name=f"small_down_{r // 2}"), _bn(f"small_bn_{r // 2}")))
+            r //= 2
+        self.small_head = SNConv2D(1, 4, padding="valid", spectral_norm=sn, name="small_logits")
+        t = self.rec_resolution
+        self.decoder_big = SimpleDecoder(t, params, name="decoder_big")
+        self.decoder_small = SimpleDecoder(t, params, name="decoder_small")
+        self.decoder_part = SimpleDecoder(t, params, name="decoder_part")
+
+    def call(self, big, small=None, training=False, reconstruct=False, part=0):
+        lrelu = lambda t: ops.leaky_relu(t, negative_slope=0.2)  # noqa: E731
+        if small is None:
+            small = area_resize(big, self.small)
+        x = big
+        for conv, bn in self.stem:
+            x = conv(x, training=training)
+            x = lrelu(bn(x, training=training) if bn is not None else x)
+        feats = {int(x.shape[1]): x}
+        for key, down in self.downs.items():
+            q = int(key)
+            x = down(x, training=training)
+            if key in self.sle:
+                x = self.sle[key](feats[8 * q], x, training=training)
+            feats[q] = x
+        h = self.head[0](x, training=training)
+        h = lrelu(self.head[1](h, training=training))
+        logits = self.head[2](h, training=training)                        # (N, 5, 5, 1)
+        y = lrelu(self.small_stem(small, training=training))
+        for conv, bn in self.small_downs:
+            y = lrelu(bn(conv(y, training=training), training=training))
+        small_logits = self.small_head(y, training=training)               # (N, 5, 5, 1)
+        n = ops.shape(big)[0]
+        out = ops.cast(ops.concatenate([ops.reshape(logits, (n, -1)), ops.reshape(small_logits, (n, -1))], axis=1),
+                       "float32")
+        if not reconstruct:
+            return out
+        f16 = feats[16]
+        part = tf.cast(part, tf.int32)
+        quadrant = tf.slice(f16, tf.stack([0, (part // 2) * 8, (part % 2) * 8, 0]), [-1, 8, 8, -1])
+        recs = {"big": self.decoder_big(x, training=training), "small": self.decoder_small(y, training=training),
+                "part": self.decoder_part(quadrant, training=training)}
+        return out, recs
+
+
+def crop_quadrant(images, part):
+    """Quadrant ``part`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right) of ``(N, R, R, C)``."""
+    r = int(images.shape[1]) // 2
+    part = tf.cast(part, tf.int32)
+    return tf.slice(images, tf.stack([0, (part // 2) * r, (part % 2) * r, 0]), [-1, r, r, -1])
+
+
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """Hinge loss of the discriminator ``E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]`` (Lim & Ye 2017).
+
+    Args:
+        real_logits, fake_logits: ``(N, K)`` float32 scores.
+
+    Returns:
+        scalar float32.
+    """
+    return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
+
+
+def hinge_generator_loss(fake_logits):
+    """Generator's hinge-GAN loss ``−E[D(G(z))]``."""
+    return -ops.mean(fake_logits)
+
+
+class FastGAN(GAN):
+    """Liu et al. 2021's FastGAN (see the module docstring).
+
+    ``train_step`` returns ``d_loss`` (hinge + weighted reconstruction), ``g_loss``,
+    ``recon`` (the reconstruction loss: sum of the three decoders' mean pixel distances),
+    ``d_real`` and ``d_fake`` (mean discriminator scores).
+    """
+
+    default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
+
+    def __init__(self, latent_dim: int, resolution: int, params: FastGANParams, seed: int = 0, **kwargs):
+        check_resolution(resolution)
+        params.validate()
+        gen = FastGANGenerator(latent_dim, resolution, params, name="generator")
+        disc = FastGANDiscriminator(resolution, params, name="discriminator")
+        super().__init__(gen, disc, latent_dim, seed=seed, **kwargs)
+        self.resolution = resolution
+        self.params = params
+        self.policy = parse_policy(params.policy)
+
+    def build_networks(self) -> None:
+        z = ops.zeros((1, self.latent_dim))
+        self.generator(z)  # through __call__, so that Keras marks the generator built
+        big, small = self.generator.forward(z)
+        self.discriminator(big, small, reconstruct=True)
+        self.built = True
+
+    def augment(self, images, stream: int):
+        """DiffAugment with the step's seed for ``stream`` (identity when the policy is empty)."""
+        if not self.policy:
+            return images
+        return diff_augment(images, step_seed(self, stream), self.policy)
+
+    def reconstruction_loss(self, recs, real_big, real_small, part):
+        """Sum over the three decoders of the mean L1 (or L2) distance to the real targets at T px.
+
+        Targets: the (augmented) real image, its S-px version and quadrant ``part``,
+        each area-downsampled to T px. Scalar float32.
+        """
+        t = self.discriminator.rec_resolution
+        targets = {"big": area_resize(real_big, t), "small": area_resize(real_small, t),
+                   "part": area_resize(crop_quadrant(real_big, part), t)}
+        dist = ops.abs if self.params.recon_loss == "l1" else ops.square
+        return sum(ops.mean(dist(recs[k] - ops.cast(targets[k], "float32"))) for k in ("big", "small", "part"))
+
+    def train_step(self, data):
+        real = data["image"]
+        batch = ops.shape(real)[0]
+        g, d = self.generator, self.discriminator
+        z = self.latent_batch(batch, stream=0)
+        part = tf.random.stateless_uniform([], seed=step_seed(self, STREAM_PART), minval=0, maxval=4,
+                                           dtype=tf.int32)
+        with tf.GradientTape() as g_tape:
+            fake_big, fake_small = g.forward(z, training=True, noise_seed=step_seed(self, STREAM_NOISE))
+            aug_big, aug_small = self.augment(fake_big, STREAM_AUG_FAKE), self.augment(fake_small, STREAM_AUG_FAKE)
+            with g_tape.stop_recording():
+                real_big = self.augment(real, STREAM_AUG_REAL)
+                real_small = area_resize(real_big, g.small)
+                with tf.GradientTape() as d_tape:
+                    real_logits, recs = d(real_big, real_small, training=True, reconstruct=True, part=part)
+                    fake_logits = d(ops.stop_gradient(aug_big), ops.stop_gradient(aug_small), training=True)
+                    recon = self.reconstruction_loss(recs, real_big, real_small, part)
+                    d_loss = hinge_discriminator_loss(real_logits, fake_logits) + self.params.recon_weight * recon
+                    scaled = scaled_loss(self, self.d_optimizer, d_loss)
+                apply_gradients(self.d_optimizer, d_tape, scaled, d.trainable_variables)
+            g_loss = hinge_generator_loss(d(aug_big, aug_small, training=True))
+            scaled = scaled_loss(self, self.g_optimizer, g_loss)
+        apply_gradients(self.g_optimizer, g_tape, scaled, g.trainable_variables)
+        return {"d_loss": d_loss, "g_loss": g_loss, "recon": recon, "d_real": ops.mean(real_logits),
+                "d_fake": ops.mean(fake_logits)}
+
+
+@register_model("fastgan", FastGANParams,
+                "Liu et al. 2021 FastGAN: SLE generator, self-supervised discriminator, hinge, DiffAugment")
+def build_fastgan(cfg, params: FastGANParams, data_info=None) -> FastGAN:
+    res = check_resolution(single_resolution(cfg, "fastgan"))
+    return FastGAN(cfg.model.latent_dim, res, params, seed=cfg.seed, name="fastgan")
