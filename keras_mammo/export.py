@@ -60,11 +60,16 @@ def guard_signature(fn):
                 return tf.identity(value)
         return value
 
-    @tf.function(input_signature=specs)
-    def guarded(*args):
-        return fn(**{n: check(n, a) for n, a in zip(names, args)})
+    import inspect
 
-    return guarded
+    params = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+    def guarded(*args, **kwargs):
+        bound = params.bind(*args, **kwargs)
+        return fn(**{n: check(n, bound.arguments[n]) for n in names})
+
+    guarded.__signature__ = params   # callable by input name, like the signature it wraps
+    return tf.function(guarded, input_signature=specs)
 
 
 def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None,
