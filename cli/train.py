@@ -69,7 +69,7 @@ class _LazyHelpCommand(click.Command):
 @click.option("--export/--no-export", "do_export", default=False,
               help="Export a SavedModel to saved_models/<name>/<version> when training ends.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override any config key, e.g. train.mixed_precision=true.")
+              help="Override any config key, e.g. train.precision=mixed_bfloat16.")
 @quiet_option
 @user_errors
 def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds, batch_size, seed, do_export, sets,
