@@ -143,6 +143,15 @@ def _read(path: Path) -> tuple[list[np.ndarray], list[str] | None, list[str], di
     return values, names, paths, state
 
 
+def read_state(path: str | Path) -> dict:
+    """The JSON training state stored in a checkpoint (epoch, stage, seconds spent, ADA p, …).
+
+    Raises:
+        DataError: no such file. CorruptCheckpointError: the file cannot be read completely.
+    """
+    return _read(Path(path))[3]
+
+
 def _shown(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + (f" … ({len(names)} in all)" if len(names) > n else "")
 
