@@ -51,7 +51,13 @@ def final_arrays(run_dir: Path) -> dict:
     from keras_mammo.training.checkpoint import latest_checkpoint
 
     with np.load(latest_checkpoint(run_dir)) as d:
-        return {k: d[k] for k in d.files if k != "__paths__"}
+        arrays = {k: d[k] for k in d.files if k not in ("__paths__", "__state__")}
+        state = json.loads(bytes(d["__state__"]).decode())
+    # wall-clock seconds spent (train.max_seconds accounting) differ between any two runs;
+    # everything else in the training state must be equal
+    state.pop("seconds", None)
+    arrays["__state__"] = np.frombuffer(json.dumps(state, sort_keys=True).encode(), dtype=np.uint8)
+    return arrays
 
 
 def identical(a: dict, b: dict) -> bool:
