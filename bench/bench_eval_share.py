@@ -38,8 +38,8 @@ def main() -> None:
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
     cfg = load_config("mias-best", {"data.prepared": a.prepared, "run_dir": str(work / "run"),
-                                    "train.max_resolution": 64, "train.steps_per_epoch": a.steps,
-                                    "train.stages": [{"resolution": 64, "epochs": a.epochs}],
+                                    "train.resolution": 64, "train.steps_per_epoch": a.steps,
+                                    "train.epochs": a.epochs,
                                     "train.eval_every": 1, "train.eval_n": a.eval_n, "train.tensorboard": False})
     run = train(cfg, progress=False)
     with open(run / "losses_epochs.csv") as fh:
@@ -51,7 +51,7 @@ def main() -> None:
     full_steps = steps_per_epoch(len(kept_rows(a.prepared)), cfg.train.batch_size, None)
     out = {"seconds_per_step": step_s, "steps_per_full_epoch": full_steps, "eval_seconds": eval_s,
            "eval_n": a.eval_n, "first_eval_seconds": float(evals[0]["eval_seconds"]),
-           "share": {str(e): eval_s / (eval_s + e * full_steps * step_s) for e in (1, 2, 5, 10, 20)},
+           "share": {str(e): eval_s / (eval_s + e * full_steps * step_s) for e in (1, 5, 10, 25, 50, 100)},
            "loadavg": open("/proc/loadavg").read().split()[:3], "cpus": os.cpu_count()}
     print(json.dumps(out, indent=2))
     if a.json:

@@ -104,6 +104,30 @@ def test_augmentation_policy_reaches_the_discriminator_inputs():
     assert np.abs(a.augment(x, 601).numpy() - y).max() > 0.1             # next step: new draw
 
 
+def test_trainer_augmentation_replaces_the_policy_and_ada_sees_the_real_logits():
+    """``train.augment: ada|diffaugment`` (issue 9): the trainer's augmentation replaces the
+    model's own DiffAugment policy, one stream gives one transform in a step (a generated
+    pair's two sizes move together), and a train step feeds ADA's ``r_t``."""
+    from keras_mammo.config import TrainConfig
+
+    x = tf.random.stateless_uniform((4, 32, 32, 1), seed=(8, 9), minval=-1, maxval=1)
+    own = _compiled(32, build=False)
+    model = _compiled(32)
+    model.configure_training(TrainConfig(augment="diffaugment"))
+    y = model.augment(x, 602).numpy()
+    assert np.abs(y - x.numpy()).max() > 0.1
+    assert np.abs(y - own.augment(x, 602).numpy()).max() > 0.1            # not the model's own draw
+    np.testing.assert_array_equal(y, model.augment(x, 602).numpy())       # same stream: same transform
+    assert np.abs(model.augment(x, 601).numpy() - y).max() > 0.1          # other stream: another draw
+
+    ada = _compiled(32)
+    ada.configure_training(TrainConfig(augment="ada", ada_interval=1, ada_kimg=0.001))
+    batch = {"image": x}
+    logs = ada.train_step(batch)  # raises ConfigError if the step never reports D(real)
+    assert np.isfinite(float(logs["d_loss"]))
+    assert int(ada.ada.minibatches.numpy()) == 1 and 0.0 < abs(float(ada.ada.rt.numpy())) <= 1.0
+
+
 def test_training_on_mias_lowers_reconstruction_then_checkpoint_export_generate(mias_dir, mias_prepared, tmp_path):
     """One epoch of 24 steps through the trainer on 16 real films at 32 px (one trace serves
     both checks): the decoders learn to reconstruct the films (mean reconstruction loss of

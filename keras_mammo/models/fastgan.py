@@ -41,7 +41,8 @@ Every image the discriminator sees, real and generated, both sizes, is augmented
 DiffAugment (Zhao et al. 2020; :mod:`keras_mammo.augment.diffaugment`); the real S-px
 image is the augmented R-px image area-downsampled, and a generated pair shares one seed
 so that its two sizes get the same relative shift and cutout. Set
-``model.params.policy: ""`` to switch it off (e.g. when the trainer augments instead).
+``model.params.policy: ""`` to switch it off. With ``train.augment: ada`` (or
+``diffaugment``) the trainer's augmentation replaces the model's own policy.
 Spectral normalization (Miyato et al. 2018) on every convolution and Dense layer of both
 networks, as in the authors' code; weights ``N(0, 0.02)``; Adam 2e-4, β = (0.5, 0.999);
 one generator forward pass per step serves the discriminator's update (detached) and the
@@ -68,6 +69,7 @@ from keras import layers, ops
 
 from keras_mammo.augment.diffaugment import diff_augment, parse_policy
 from keras_mammo.errors import ConfigError
+from keras_mammo.losses import hinge_discriminator_loss, hinge_generator_loss
 from keras_mammo.models.blocks import NoiseInjection, dcgan_initializer
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution, step_seed
 from keras_mammo.models.registry import register_model
@@ -459,23 +461,6 @@ def crop_quadrant(images, part):
     return tf.slice(images, tf.stack([0, (part // 2) * r, (part % 2) * r, 0]), [-1, r, r, -1])
 
 
-def hinge_discriminator_loss(real_logits, fake_logits):
-    """Hinge loss of the discriminator ``E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]`` (Lim & Ye 2017).
-
-    Args:
-        real_logits, fake_logits: ``(N, K)`` float32 scores.
-
-    Returns:
-        scalar float32.
-    """
-    return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
-
-
-def hinge_generator_loss(fake_logits):
-    """Generator's hinge-GAN loss ``−E[D(G(z))]``."""
-    return -ops.mean(fake_logits)
-
-
 class FastGAN(GAN):
     """Liu et al. 2021's FastGAN (see the module docstring).
 
@@ -504,7 +489,16 @@ class FastGAN(GAN):
         self.built = True
 
     def augment(self, images, stream: int):
-        """DiffAugment with the step's seed for ``stream`` (identity when the policy is empty)."""
+        """Augment a batch the discriminator sees.
+
+        With ``train.augment`` set (``ada`` or ``diffaugment``) the trainer's augmentation
+        (:meth:`GAN.augment_for_d`, same transform for one ``stream`` in a step, so a
+        generated pair's two sizes move together) replaces the model's own policy, so
+        images are never augmented twice; otherwise DiffAugment with ``model.params.policy`` and the
+        step's seed for ``stream`` (identity when the policy is empty).
+        """
+        if self.augment_kind != "none":
+            return self.augment_for_d(images, stream=stream)
         if not self.policy:
             return images
         return diff_augment(images, step_seed(self, stream), self.policy)
@@ -536,6 +530,7 @@ class FastGAN(GAN):
                 real_small = area_resize(real_big, g.small)
                 with tf.GradientTape() as d_tape:
                     real_logits, recs = d(real_big, real_small, training=True, reconstruct=True, part=part)
+                    self.observe_real_logits(real_logits)
                     fake_logits = d(ops.stop_gradient(aug_big), ops.stop_gradient(aug_small), training=True)
                     recon = self.reconstruction_loss(recs, real_big, real_small, part)
                     d_loss = hinge_discriminator_loss(real_logits, fake_logits) + self.params.recon_weight * recon

@@ -243,7 +243,7 @@ class GAN(keras.Model):
             tf.cast(self.step, tf.int64),
         ])
 
-    def augment_for_d(self, images, conditions=None):
+    def augment_for_d(self, images, conditions=None, stream: int | None = None):
         """Augment images before the discriminator sees them (``train.augment``).
 
         Call it on every real and every generated batch given to the discriminator
@@ -255,6 +255,9 @@ class GAN(keras.Model):
         Args:
             images: ``(N, H, W, 1) float32`` in ``[-1, 1]``.
             conditions: optional ``(N, H, W, K)`` condition maps.
+            stream: draw the transform from stream ``stream`` instead of the call number;
+                two calls with one stream in one step draw the same transform (e.g. the
+                two sizes of a FastGAN image pair).
 
         Returns:
             the augmented images, or ``(images, conditions)`` when conditions are given;
@@ -262,9 +265,12 @@ class GAN(keras.Model):
         """
         if self.augment_kind == "none":
             return images if conditions is None else (images, conditions)
-        k = getattr(self, "_augment_calls", 0)
-        object.__setattr__(self, "_augment_calls", k + 1)
-        seed = self._stream_seed(400 + k)
+        if stream is None:
+            k = getattr(self, "_augment_calls", 0)
+            object.__setattr__(self, "_augment_calls", k + 1)
+            seed = self._stream_seed(400 + k)
+        else:
+            seed = self._stream_seed(100_000 + int(stream))
         c = ops.shape(images)[-1]
         x = images if conditions is None else ops.concatenate([images, ops.cast(conditions, images.dtype)], axis=-1)
         if self.ada is not None:
