@@ -76,9 +76,11 @@ def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoi
     if server:
         from keras_mammo.serving.client import generate_from_server
 
-        images, served = generate_from_server(server, model_name, count, seed=seed)
+        images, served = generate_from_server(server, model_name, count, seed=seed,
+                                              bits=16 if fmt == "dicom" else int(bits))
     else:
-        images = generate_images(run_dir or model_path, count, seed=seed, checkpoint=checkpoint)
+        images = generate_images(run_dir or model_path, count, seed=seed, checkpoint=checkpoint,
+                                 bits=16 if fmt == "dicom" else int(bits))
     if fmt == "dicom":
         from keras_mammo.dicom import save_dicoms, source_provenance
 

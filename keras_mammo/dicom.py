@@ -135,7 +135,8 @@ def save_dicoms(images: np.ndarray, out_dir: str | Path, provenance: dict, prefi
     """Write ``(N, H, W, 1)`` ``[0, 1]`` images as ``<prefix>_00000.dcm`` … (one study, one series).
 
     Args:
-        images: the images; 8-bit sources (SavedModel, server) are scaled to 16 bits.
+        images: the images; give 16-bit or float sources (``bits=16`` from a SavedModel or
+            server), since 8-bit ones only fill every 257th value.
         out_dir: created if missing.
         provenance: model/run/checkpoint/seed (see :func:`synthetic_dataset`).
 

@@ -45,7 +45,7 @@ def _check_count(n: int, limit: int | None = MAX_IMAGES) -> None:
 
 
 def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
-                conditions: dict | None = None, limit: int | None = MAX_IMAGES):
+                conditions: dict | None = None, limit: int | None = MAX_IMAGES, bits: int = 8):
     """Generate ``n`` images in batches, so memory stays flat in ``n``.
 
     Image ``i`` is the same whatever ``batch_size``: the latent vectors are
@@ -95,9 +95,16 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
                             f"generate from its run directory, or pass conditions (masks/labels)")
         latent_dim = int(inputs["latent"].shape[-1])
         z = GAN.fixed_latents(n, latent_dim, seed).numpy()
+        png16 = _png16_signature(loaded, path) if bits == 16 else None
         for i in range(0, n, batch_size):
-            imgs = fn(latent=tf.constant(z[i:i + batch_size]))["images"]
-            yield i, imgs.numpy().astype(np.float32) / 255.0
+            if png16 is not None:
+                from keras_mammo.serving.signatures import PNG_OUTPUT, decode_png, png_to_unit
+
+                pngs = png16(latent=tf.constant(z[i:i + batch_size]))[PNG_OUTPUT].numpy()
+                yield i, png_to_unit(np.stack([decode_png(b) for b in pngs]))
+            else:
+                imgs = fn(latent=tf.constant(z[i:i + batch_size]))["images"]
+                yield i, imgs.numpy().astype(np.float32) / 255.0
         return
     for i in range(0, n, batch_size):
         imgs = fn(**{k: tf.constant(v[i:i + batch_size]) for k, v in conditions.items()})["images"]
@@ -105,7 +112,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
 
 
 def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
-                    conditions: dict | None = None) -> np.ndarray:
+                    conditions: dict | None = None, bits: int = 8) -> np.ndarray:
     """Generate ``n`` images (all held in memory; :func:`write_images` streams them to files).
 
     Args:
@@ -118,10 +125,13 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
         batch_size: images per forward pass.
         conditions: conditional models only: the extra inputs (masks, labels) as arrays;
             default for a run: the run's own prepared films (:func:`run_conditions`).
+        bits: unconditional SavedModels only: 8 → the uint8 ``serving_default`` images;
+            16 → the 16-bit PNGs of ``latent_png16`` (an export without that signature
+            gives 8-bit images and a warning). Runs always keep float precision.
 
     Returns:
-        ``(n, H, W, 1) float32`` in ``[0, 1]``. SavedModel outputs are 8-bit
-        (``uint8 / 255``); run outputs keep float precision.
+        ``(n, H, W, 1) float32`` in ``[0, 1]``. SavedModel outputs are ``uint8 / 255``
+        (``bits=8``) or ``uint16 / 65535`` (``bits=16``); run outputs keep float precision.
 
     Raises:
         DataError: ``source`` is neither a run nor a SavedModel, or has no checkpoint, or
@@ -130,7 +140,18 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
             above :data:`MAX_IMAGES`.
         ValueError: ``n < 1``.
     """
-    return np.concatenate([b for _, b in iter_images(source, n, seed, checkpoint, batch_size, conditions)])
+    return np.concatenate([b for _, b in iter_images(source, n, seed, checkpoint, batch_size, conditions, bits=bits)])
+
+
+def _png16_signature(loaded, path: Path):
+    """The SavedModel's ``latent_png16`` signature, or None (with a warning) for exports without it."""
+    fn = loaded.signatures.get("latent_png16")
+    if fn is None:
+        import warnings
+
+        warnings.warn(f"{path}: this export has no 16-bit signature (latent_png16); the images are 8-bit. "
+                      f"Export the run again for 16-bit output", stacklevel=3)
+    return fn
 
 
 def provenance(source: str | Path, seed: int) -> dict:
@@ -188,7 +209,7 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
     out.mkdir(parents=True, exist_ok=True)
     text = provenance(source, seed)
     first_batch, shape = [], None
-    for start, batch in iter_images(source, n, seed, checkpoint, batch_size, conditions):
+    for start, batch in iter_images(source, n, seed, checkpoint, batch_size, conditions, bits=bits):
         shape = batch.shape[1:]
         for j, img in enumerate(batch):
             write_png(out / names[start + j], img, bits=bits, text={**text, "Image index": str(start + j)})

@@ -184,8 +184,49 @@ def test_same_seed_same_images_over_rest_grpc_run_and_savedmodel(trained, server
     np.testing.assert_array_equal(tf.make_ndarray(resp.outputs["images"]), saved)
     # the client in batches of 4 (2 requests) gets the same 6 images
     imgs, info = generate_from_server(server["url"], "tiny", n, seed=seed, batch_size=4)
-    assert info == {"url": server["url"], "model": "tiny", "version": 1, "signature": "latent_png"}
+    assert info == {"url": server["url"], "model": "tiny", "version": 1, "signature": "latent_png", "bits": 8}
     np.testing.assert_array_equal(np.rint(imgs * 255).astype(np.uint8), saved)
+
+
+def _png16(url, signature, inputs):
+    r = _post(url, {"signature_name": signature, "inputs": inputs})
+    assert r.status_code == 200, r.text
+    return np.stack([_png(p["b64"]) for p in r.json()["outputs"]])
+
+
+def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path):
+    import cv2
+
+    from keras_mammo.generate import generate_images
+    from keras_mammo.serving.client import generate_from_server
+    from keras_mammo.training.gan import GAN
+
+    n, seed = 6, 5
+    url = f"{server['url']}/v1/models/tiny:predict"
+    png16 = _png16(url, "generate_png16", {"count": n, "seed": seed})
+    assert png16.dtype == np.uint16 and png16.shape == (n, 32, 32, 1)
+    assert (png16 % 257 != 0).mean() > 0.9  # not 8-bit data scaled up
+    # round(x · 65535) of the run's float output (graph vs eager: at most a few units of 65535)
+    run16 = np.rint(generate_images(trained["run"], n, seed=seed).astype(np.float64) * 65535)
+    assert np.abs(png16.astype(np.float64) - run16).max() <= 4
+    # the same generator output as the 8-bit signatures: u8 = round(x · 255), within rounding
+    png8 = np.stack([_png(p["b64"]) for p in _post(url, {"signature_name": "generate_png", "inputs": {
+        "count": n, "seed": seed}}).json()["outputs"]])
+    assert np.abs(png16 / 257.0 - png8).max() <= 0.51
+    # latent_png16 on the client's latent vectors, in batches of 4, gives the very same pixels
+    z = GAN.fixed_latents(n, LATENT, seed).numpy()
+    np.testing.assert_array_equal(_png16(url, "latent_png16", {"latent": z.tolist()}), png16)
+    imgs, info = generate_from_server(server["url"], "tiny", n, seed=seed, batch_size=4, bits=16)
+    assert info["signature"] == "latent_png16" and info["bits"] == 16
+    np.testing.assert_array_equal(np.rint(imgs.astype(np.float64) * 65535).astype(np.uint16), png16)
+    # the CLI from the SavedModel and from the server writes those pixels as 16-bit PNGs
+    for key, src in {"saved": ("--saved-model", trained["base"]),
+                     "server": ("--server", server["url"], "--model", "tiny")}.items():
+        _cli("generate", *src, "-n", n, "--seed", seed, "--bits", 16, "--out", tmp_path / key, "--no-grid")
+        got = np.stack([cv2.imread(str(tmp_path / key / f"synthetic_{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+                        for i in range(n)])[..., None]
+        assert got.dtype == np.uint16, key
+        np.testing.assert_array_equal(got, png16, err_msg=key)
 
 
 def test_status_and_metadata_in_tf_serving_shape(server):
@@ -197,7 +238,7 @@ def test_status_and_metadata_in_tf_serving_shape(server):
     meta = httpx.get(f"{server['url']}/v1/models/tiny/metadata", timeout=30).json()
     assert meta["model_spec"] == {"name": "tiny", "version": "1", "signature_name": ""}
     sigs = meta["metadata"]["signature_def"]["signature_def"]
-    assert {"serving_default", "generate", "generate_png", "latent_png"} <= set(sigs)
+    assert {"serving_default", "generate", "generate_png", "latent_png", "generate_png16", "latent_png16"} <= set(sigs)
     png = sigs["generate_png"]
     assert png["method_name"] == "tensorflow/serving/predict"
     assert {k: v["dtype"] for k, v in png["inputs"].items()} == {"count": "DT_INT32", "seed": "DT_INT64"}
@@ -340,7 +381,12 @@ def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(t
             want = np.rint(generate_images(trained["run"], 3, seed=4)[..., 0].astype(np.float64) * 65535)
             got = np.stack([pydicom.dcmread(f).pixel_array for f in files])
             np.testing.assert_array_equal(got, want)
-        elif key == "server":
+        else:   # true 16-bit data from the 16-bit signatures, not 8-bit values scaled by 257
+            got = np.stack([pydicom.dcmread(f).pixel_array for f in files])
+            want = _png16(f"{server['url']}/v1/models/tiny:predict", "generate_png16", {"count": 3, "seed": 4})
+            np.testing.assert_array_equal(got, want[..., 0])
+            assert (got % 257 != 0).mean() > 0.9, key
+        if key == "server":
             assert "server=http://127.0.0.1" in comments and "version=1" in comments
     assert len(uids) == 3 * (3 + 2)  # fresh UIDs everywhere: 9 instances, 3 studies, 3 series
     assert not uids & set(trained["secrets"])
