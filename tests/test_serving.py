@@ -392,6 +392,43 @@ def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(t
     assert not uids & set(trained["secrets"])
 
 
+def test_dicom_and_server_outputs_are_written_batch_by_batch(trained, server, tmp_path, monkeypatch):
+    import keras_mammo.generate as gen
+    from keras_mammo.errors import DataError
+    from keras_mammo.serving.client import ServingClient
+
+    on_disk = []   # files already written each time the next batch is asked for
+    out = tmp_path / "out"
+    predict, iter_images = ServingClient.predict, gen.iter_images
+
+    def counting_predict(self, *args, **kw):
+        on_disk.append(len(list(out.glob("synthetic_0*"))))
+        return predict(self, *args, **kw)
+
+    def counting_iter(*args, **kw):
+        for item in iter_images(*args, **kw):
+            on_disk.append(len(list(out.glob("synthetic_0*"))))
+            yield item
+
+    monkeypatch.setattr(ServingClient, "predict", counting_predict)
+    monkeypatch.setattr(gen, "iter_images", counting_iter)
+    cases = [("png", {"source": "tiny", "server": server["url"]}), ("dicom", {"source": "tiny", "server": server["url"]}),
+             ("dicom", {"source": trained["run"]}), ("dicom", {"source": trained["base"]})]
+    for fmt, src in cases:
+        on_disk.clear()
+        shutil.rmtree(out, ignore_errors=True)
+        res = gen.write_images(n=5, out_dir=out, seed=1, batch_size=2, fmt=fmt, **src)
+        assert on_disk == [0, 2, 4], (fmt, src)
+        assert res["count"] == 5 and res["grid"].is_file() and res["shape"] == (32, 32, 1)
+        assert len(list(out.glob(f"synthetic_0*.{'dcm' if fmt == 'dicom' else 'png'}"))) == 5
+        # the one overwrite check of every writer: refused before any image is asked for
+        on_disk.clear()
+        with pytest.raises(DataError, match="synthetic_00000.* exists already .6 file.s. would be overwritten.*--overwrite"):
+            gen.write_images(n=5, out_dir=out, seed=1, batch_size=2, fmt=fmt, **src)
+        assert on_disk == []
+    gen.write_images(n=5, out_dir=out, seed=1, batch_size=2, fmt="dicom", overwrite=True, source=trained["base"])
+
+
 def test_dicom_files_pass_dciodvfy(tmp_path):
     exe = shutil.which("dciodvfy")
     if exe is None:
