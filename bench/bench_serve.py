@@ -25,9 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def loadavg() -> str:
@@ -78,12 +74,6 @@ def in_process(fn, clients: int, requests: int, count: int) -> float:
     for t in threads:
         t.join()
     return clients * requests * count / (time.perf_counter() - t0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load_test(url: str, clients: int, requests: int, count: int) -> dict:
@@ -131,7 +121,6 @@ def main():
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (JSON)")
     args = ap.parse_args()
 
-    import httpx
     import tensorflow as tf
 
     report = {"settings": vars(args) | {"saved_model": str(args.saved_model), "out": str(args.out)},
@@ -149,34 +138,15 @@ def main():
         report["in_process_single_thread_images_per_s"] = round(in_process(fn, 1, args.requests, args.count), 2)
         a = in_process(fn, args.clients, args.requests, args.count)
 
-        rest, grpc_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        log = open(Path(tmpdir) / "serve.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model_name", "bench",
-                                 "--model_base_path", str(base), "--rest_api_port", str(rest),
-                                 "--port", str(grpc_port), "--host", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{rest}"
+        from keras_mammo.serving.launch import running_server
+
         try:
-            deadline = time.time() + 300
-            while time.time() < deadline and proc.poll() is None:
-                try:
-                    if httpx.get(f"{url}/v1/models/bench", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            else:
-                raise SystemExit(f"server did not start: {(Path(tmpdir) / 'serve.log').read_text()[-2000:]}")
-            load_test(url, 1, 3, args.count)  # warm-up of the server's threads
-            served = load_test(url, args.clients, args.requests, args.count)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            with running_server("bench", base, start_timeout=300, stop_timeout=30,
+                                log_path=Path(tmpdir) / "serve.log") as server:
+                load_test(server.url, 1, 3, args.count)  # warm-up of the server's threads
+                served = load_test(server.url, args.clients, args.requests, args.count)
+        except RuntimeError as exc:
+            raise SystemExit(f"bench_serve: {exc}") from None
         b = in_process(fn, args.clients, args.requests, args.count)
 
     report["in_process_images_per_s"] = {"before": round(a, 2), "after": round(b, 2)}

@@ -9,11 +9,8 @@ loopback ports. The clients are plain JSON over HTTP (httpx) for REST and the
 from __future__ import annotations
 
 import base64
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +27,6 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,  # noqa: E402
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 
-ROOT = Path(__file__).resolve().parents[1]
 #: What the training films' headers say; none of it may reach a synthetic file.
 PHI = {"PatientName": "DOE^JANE^Q", "PatientID": "PHI-4711-XYZ", "PatientBirthDate": "19610203",
        "InstitutionName": "St Example Teaching Hospital", "AccessionNumber": "ACC99887766",
@@ -92,46 +88,24 @@ def trained(mias_dir, tmp_path_factory):
     return {"tmp": tmp, "run": run, "base": saved.parent, "secrets": secrets}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained):
     """`keras-mammo serve` in a subprocess on two free loopback ports."""
-    rest, grpc_port = _free_port(), _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    log = open(trained["tmp"] / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model_name", "tiny",
-                             "--model_base_path", str(trained["base"]), "--rest_api_port", str(rest),
-                             "--port", str(grpc_port), "--max_batch_size", "8", "--max_request_bytes", "65536",
-                             "--file_system_poll_wait_seconds", "0.2"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{rest}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited with {proc.returncode}: {(trained['tmp'] / 'serve.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/v1/models/tiny", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
+    from keras_mammo.serving.launch import running_server
+
+    args = ["--max_batch_size", "8", "--max_request_bytes", "65536", "--file_system_poll_wait_seconds", "0.2"]
+    with running_server("tiny", trained["base"], args, log_path=trained["tmp"] / "serve.log") as srv:
+        channel = grpc.insecure_channel(srv.grpc_target)
+        yield {"url": srv.url, "grpc": channel, "proc": srv.proc}
+        channel.close()
+
+
+def test_launcher_reports_a_server_that_cannot_start(tmp_path):
+    from keras_mammo.serving.launch import running_server
+
+    with pytest.raises(RuntimeError, match=r"(?s)exited with 2: .*no_such_dir.*does not exist"):
+        with running_server("tiny", tmp_path / "no_such_dir", start_timeout=60):
             pass
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("serve did not answer within 180 s")
-    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-    yield {"url": url, "grpc": channel, "proc": proc}
-    channel.close()
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 def _post(url, body, **kw):
