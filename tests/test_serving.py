@@ -203,6 +203,39 @@ def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path)
         np.testing.assert_array_equal(got, png16, err_msg=key)
 
 
+def test_exports_without_16_bit_signatures_give_8_bit_images_and_a_warning(trained, server):
+    """A SavedModel exported before the 16-bit signatures existed, served as version 7."""
+    from keras_mammo.generate import generate_images
+    from keras_mammo.serving.client import generate_from_server
+
+    base = trained["base"]
+    loaded = tf.saved_model.load(str(base / "1"))
+    old = {k: loaded.signatures[k] for k in ("serving_default", "generate", "generate_png", "latent_png")}
+    tmp = base / ".7.incoming"
+    tf.saved_model.save(loaded, str(tmp), signatures=old)
+    want = np.rint(generate_images(base / "1", 3, seed=2) * 255)
+    try:
+        with pytest.warns(UserWarning, match="no 16-bit signature .latent_png16.; the images are 8-bit"):
+            imgs = generate_images(tmp, 3, seed=2, bits=16)
+        np.testing.assert_array_equal(np.rint(imgs * 255), want)
+        tmp.rename(base / "7")
+        deadline = time.time() + 60
+        while httpx.get(f"{server['url']}/v1/models/tiny/versions/7", timeout=30).status_code != 200:
+            assert time.time() < deadline, "version 7 not picked up"
+            time.sleep(0.2)
+        with pytest.warns(UserWarning, match="version 7 has no latent_png16 signature; the images are 8-bit"):
+            imgs, info = generate_from_server(server["url"], "tiny", 3, seed=2, version=7, bits=16)
+        assert info["signature"] == "latent_png" and info["bits"] == 8
+        np.testing.assert_array_equal(np.rint(imgs * 255), want)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(base / "7", ignore_errors=True)
+    deadline = time.time() + 60
+    while httpx.get(f"{server['url']}/v1/models/tiny/versions/7", timeout=30).status_code != 404:
+        assert time.time() < deadline, "version 7 not unloaded"
+        time.sleep(0.2)
+
+
 def test_status_and_metadata_in_tf_serving_shape(server):
     r = httpx.get(f"{server['url']}/v1/models/tiny", timeout=30)
     assert r.status_code == 200
