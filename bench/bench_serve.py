@@ -1,16 +1,19 @@
 """Loopback load test of `keras-mammo serve` against in-process generation.
 
     python bench/bench_serve.py [--clients 8] [--requests 50] [--count 4] [--resolution 128]
-                                [--saved-model saved_models/NAME] [--out bench_serve.json]
+                                [--signature generate_png] [--saved-model saved_models/NAME]
+                                [--out bench_serve.json]
 
 Without ``--saved-model`` a DCGAN (published widths) is built at ``--resolution``, trained
 for one step on 8 MIAS films and exported (the weights do not change the cost of a
 forward pass). Then, in this order:
 
-1. in-process A: the SavedModel's ``generate_png`` signature called by ``--clients``
+0. the single-thread in-process images/s of ``generate_png`` and ``generate_png16``,
+   interleaved (A B A B, ``--requests`` calls each), as the cost of 16-bit PNGs;
+1. in-process A: the SavedModel's ``--signature`` (``generate_png``) called by ``--clients``
    threads, ``--requests`` calls each of ``--count`` images (and once by one thread);
 2. served: ``keras-mammo serve`` on free 127.0.0.1 ports; ``--clients`` threads each send
-   ``--requests`` REST ``:predict`` requests for ``generate_png`` (``--count`` images, a
+   ``--requests`` REST ``:predict`` requests for ``--signature`` (``--count`` images, a
    different seed each) over one keep-alive connection; latency per request, errors
    (non-200 answers, wrong image counts, exceptions);
 3. in-process B: as 1, again (drift check under the shared machine's load).
@@ -25,9 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def loadavg() -> str:
@@ -80,13 +79,7 @@ def in_process(fn, clients: int, requests: int, count: int) -> float:
     return clients * requests * count / (time.perf_counter() - t0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def load_test(url: str, clients: int, requests: int, count: int) -> dict:
+def load_test(url: str, clients: int, requests: int, count: int, signature: str = "generate_png") -> dict:
     import httpx
 
     latencies, errors, lock = [], [], threading.Lock()
@@ -94,7 +87,7 @@ def load_test(url: str, clients: int, requests: int, count: int) -> dict:
     def worker(c):
         with httpx.Client(timeout=60) as http:
             for r in range(requests):
-                body = {"signature_name": "generate_png", "inputs": {"count": count, "seed": 1000 * c + r}}
+                body = {"signature_name": signature, "inputs": {"count": count, "seed": 1000 * c + r}}
                 t0 = time.perf_counter()
                 try:
                     resp = http.post(f"{url}/v1/models/bench:predict", json=body)
@@ -127,11 +120,12 @@ def main():
     ap.add_argument("--requests", type=int, default=50, help="requests per client")
     ap.add_argument("--count", type=int, default=4, help="images per request")
     ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--signature", choices=["generate_png", "generate_png16"], default="generate_png",
+                    help="PNG signature to load-test (8- or 16-bit)")
     ap.add_argument("--saved-model", type=Path, default=None, help="model base path (numeric version folders)")
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (JSON)")
     args = ap.parse_args()
 
-    import httpx
     import tensorflow as tf
 
     report = {"settings": vars(args) | {"saved_model": str(args.saved_model), "out": str(args.out)},
@@ -139,44 +133,37 @@ def main():
     with tempfile.TemporaryDirectory() as tmpdir:
         base = args.saved_model or export_bench_model(Path(tmpdir), args.resolution)
         version = max(int(p.name) for p in Path(base).iterdir() if p.name.isdigit())
-        sig = tf.saved_model.load(str(Path(base) / str(version))).signatures["generate_png"]
+        loaded = tf.saved_model.load(str(Path(base) / str(version)))
 
-        def fn(count, seed):
-            out = sig(count=tf.constant(count, tf.int32), seed=tf.constant(seed, tf.int64))["images_png_bytes"]
-            assert out.shape[0] == count
+        def caller(name):
+            sig = loaded.signatures[name]
 
-        fn(args.count, 0)  # warm-up
+            def fn(count, seed):
+                out = sig(count=tf.constant(count, tf.int32), seed=tf.constant(seed, tf.int64))["images_png_bytes"]
+                assert out.shape[0] == count
+            fn(args.count, 0)  # warm-up
+            return fn
+
+        png = {name: caller(name) for name in ("generate_png", "generate_png16") if name in loaded.signatures}
+        rates = {name: [] for name in png}
+        for _ in range(2):
+            for name, f in png.items():
+                rates[name].append(in_process(f, 1, args.requests, args.count))
+        report["in_process_single_thread_images_per_s_by_signature"] = {
+            name: round(float(np.mean(r)), 2) for name, r in rates.items()}
+        fn = png[args.signature]
         report["in_process_single_thread_images_per_s"] = round(in_process(fn, 1, args.requests, args.count), 2)
         a = in_process(fn, args.clients, args.requests, args.count)
 
-        rest, grpc_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        log = open(Path(tmpdir) / "serve.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model_name", "bench",
-                                 "--model_base_path", str(base), "--rest_api_port", str(rest),
-                                 "--port", str(grpc_port), "--host", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{rest}"
+        from keras_mammo.serving.launch import running_server
+
         try:
-            deadline = time.time() + 300
-            while time.time() < deadline and proc.poll() is None:
-                try:
-                    if httpx.get(f"{url}/v1/models/bench", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            else:
-                raise SystemExit(f"server did not start: {(Path(tmpdir) / 'serve.log').read_text()[-2000:]}")
-            load_test(url, 1, 3, args.count)  # warm-up of the server's threads
-            served = load_test(url, args.clients, args.requests, args.count)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            with running_server("bench", base, start_timeout=300, stop_timeout=30,
+                                log_path=Path(tmpdir) / "serve.log") as server:
+                load_test(server.url, 1, 3, args.count, args.signature)  # warm-up of the server's threads
+                served = load_test(server.url, args.clients, args.requests, args.count, args.signature)
+        except RuntimeError as exc:
+            raise SystemExit(f"bench_serve: {exc}") from None
         b = in_process(fn, args.clients, args.requests, args.count)
 
     report["in_process_images_per_s"] = {"before": round(a, 2), "after": round(b, 2)}

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_mammo.errors import DataError
 
 SC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 SYNTHETIC_PATIENT = "SYNTHETIC^KERASMAMMO"
@@ -131,11 +130,48 @@ def synthetic_dataset(pixels: np.ndarray, *, study_uid: str, series_uid: str, in
     return ds
 
 
+class SeriesWriter:
+    """Writes the images of one call, one file at a time, as one study and one series.
+
+    The Study and Series Instance UIDs are drawn fresh once, and one creation time is
+    used for every file; each :meth:`write` draws a fresh SOP Instance UID. Holding one
+    image at a time, it lets callers stream any number of images to disk.
+
+    Args:
+        provenance: model/run/checkpoint/seed (see :func:`synthetic_dataset`).
+        when: creation time (default now, UTC).
+    """
+
+    def __init__(self, provenance: dict, when: datetime.datetime | None = None):
+        from pydicom.uid import generate_uid
+
+        self.provenance = dict(provenance)
+        self.study_uid, self.series_uid = generate_uid(), generate_uid()
+        self.when = when or datetime.datetime.now(datetime.timezone.utc)
+
+    def write(self, path: str | Path, pixels: np.ndarray, index: int) -> Path:
+        """Write one ``(H, W[, 1])`` ``[0, 1]`` image as ``path``, atomically (replacing it if present).
+
+        ``index`` is the image's 0-based index in the call (Instance Number ``index + 1``).
+        """
+        from keras_mammo.utils import atomic_path
+
+        ds = synthetic_dataset(pixels, study_uid=self.study_uid, series_uid=self.series_uid, index=index,
+                               provenance=self.provenance, when=self.when)
+        with atomic_path(path) as tmp:
+            ds.save_as(tmp, enforce_file_format=True)
+        return Path(path)
+
+
 def save_dicoms(images: np.ndarray, out_dir: str | Path, provenance: dict, prefix: str = "synthetic") -> list[Path]:
     """Write ``(N, H, W, 1)`` ``[0, 1]`` images as ``<prefix>_00000.dcm`` … (one study, one series).
 
+    For images generated batch by batch, :func:`keras_mammo.generate.write_images` with
+    ``fmt="dicom"`` streams them through a :class:`SeriesWriter` instead.
+
     Args:
-        images: the images; 8-bit sources (SavedModel, server) are scaled to 16 bits.
+        images: the images; give 16-bit or float sources (``bits=16`` from a SavedModel or
+            server), since 8-bit ones only fill every 257th value.
         out_dir: created if missing.
         provenance: model/run/checkpoint/seed (see :func:`synthetic_dataset`).
 
@@ -143,27 +179,17 @@ def save_dicoms(images: np.ndarray, out_dir: str | Path, provenance: dict, prefi
         the files written, in index order.
 
     Raises:
-        DataError: a file of that name exists already (nothing is overwritten).
+        DataError: a file of that name exists already (nothing is overwritten;
+            :func:`keras_mammo.generate.refuse_overwrite`).
     """
-    from pydicom.uid import generate_uid
-
-    from keras_mammo.utils import atomic_path
+    from keras_mammo.generate import refuse_overwrite
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{prefix}_{i:05d}.dcm" for i in range(len(images))]
-    clash = [p for p in paths if p.exists()]
-    if clash:
-        raise DataError(f"{clash[0]}: exists already ({len(clash)} files would be overwritten); "
-                        f"choose another --out or --prefix")
-    study_uid, series_uid = generate_uid(), generate_uid()
-    when = datetime.datetime.now(datetime.timezone.utc)
-    for i, (p, img) in enumerate(zip(paths, images)):
-        ds = synthetic_dataset(img, study_uid=study_uid, series_uid=series_uid, index=i, provenance=provenance,
-                               when=when)
-        with atomic_path(p) as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
-    return paths
+    refuse_overwrite(out, [p.name for p in paths])
+    out.mkdir(parents=True, exist_ok=True)
+    series = SeriesWriter(provenance)
+    return [series.write(p, img, i) for i, (p, img) in enumerate(zip(paths, images))]
 
 
 def source_provenance(source: str | Path, seed: int, checkpoint=None, server: str | None = None,

@@ -8,6 +8,7 @@ for unconditional models:
 - ``serving_default``: ``latent`` float32 ``[N, latent_dim]`` → ``images`` uint8 ``[N, H, W, 1]``
 - ``generate``: ``count`` int32 ``[]``, ``seed`` int64 ``[]`` → ``images`` uint8 ``[count, H, W, 1]``
 - ``generate_png`` / ``latent_png``: the same images as 8-bit PNG bytes (:mod:`keras_mammo.serving.signatures`)
+- ``generate_png16`` / ``latent_png16``: the same generator output as 16-bit PNG bytes
 
 Every signature rejects non-finite float inputs (a NaN/Inf latent vector fails with
 ``InvalidArgumentError: latent: ... NaN or Inf`` instead of returning black images) and
@@ -104,8 +105,9 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
                           f"{next_version(model_dir)})")
     from keras_mammo.serving.signatures import add_png_signatures
 
-    # PNG signatures are built on the guarded ones, so every signature checks its inputs
-    signatures = add_png_signatures({k: guard_signature(fn) for k, fn in model.export_signatures().items()})
+    # PNG signatures are built on the guarded ones (16-bit: guarded themselves), so every signature checks its inputs
+    signatures = add_png_signatures({k: guard_signature(fn) for k, fn in model.export_signatures().items()},
+                                    model=model, guard=guard_signature)
     module = tf.Module()
     for key, obj in model.export_trackables().items():
         setattr(module, key, obj)

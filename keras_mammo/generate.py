@@ -45,7 +45,7 @@ def _check_count(n: int, limit: int | None = MAX_IMAGES) -> None:
 
 
 def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
-                conditions: dict | None = None, limit: int | None = MAX_IMAGES):
+                conditions: dict | None = None, limit: int | None = MAX_IMAGES, bits: int = 8):
     """Generate ``n`` images in batches, so memory stays flat in ``n``.
 
     Image ``i`` is the same whatever ``batch_size``: the latent vectors are
@@ -95,9 +95,16 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
                             f"generate from its run directory, or pass conditions (masks/labels)")
         latent_dim = int(inputs["latent"].shape[-1])
         z = GAN.fixed_latents(n, latent_dim, seed).numpy()
+        png16 = _png16_signature(loaded, path) if bits == 16 else None
         for i in range(0, n, batch_size):
-            imgs = fn(latent=tf.constant(z[i:i + batch_size]))["images"]
-            yield i, imgs.numpy().astype(np.float32) / 255.0
+            if png16 is not None:
+                from keras_mammo.serving.signatures import PNG_OUTPUT, decode_png, png_to_unit
+
+                pngs = png16(latent=tf.constant(z[i:i + batch_size]))[PNG_OUTPUT].numpy()
+                yield i, png_to_unit(np.stack([decode_png(b) for b in pngs]))
+            else:
+                imgs = fn(latent=tf.constant(z[i:i + batch_size]))["images"]
+                yield i, imgs.numpy().astype(np.float32) / 255.0
         return
     for i in range(0, n, batch_size):
         imgs = fn(**{k: tf.constant(v[i:i + batch_size]) for k, v in conditions.items()})["images"]
@@ -105,7 +112,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
 
 
 def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
-                    conditions: dict | None = None) -> np.ndarray:
+                    conditions: dict | None = None, bits: int = 8) -> np.ndarray:
     """Generate ``n`` images (all held in memory; :func:`write_images` streams them to files).
 
     Args:
@@ -118,10 +125,13 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
         batch_size: images per forward pass.
         conditions: conditional models only: the extra inputs (masks, labels) as arrays;
             default for a run: the run's own prepared films (:func:`run_conditions`).
+        bits: unconditional SavedModels only: 8 → the uint8 ``serving_default`` images;
+            16 → the 16-bit PNGs of ``latent_png16`` (an export without that signature
+            gives 8-bit images and a warning). Runs always keep float precision.
 
     Returns:
-        ``(n, H, W, 1) float32`` in ``[0, 1]``. SavedModel outputs are 8-bit
-        (``uint8 / 255``); run outputs keep float precision.
+        ``(n, H, W, 1) float32`` in ``[0, 1]``. SavedModel outputs are ``uint8 / 255``
+        (``bits=8``) or ``uint16 / 65535`` (``bits=16``); run outputs keep float precision.
 
     Raises:
         DataError: ``source`` is neither a run nor a SavedModel, or has no checkpoint, or
@@ -130,17 +140,32 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
             above :data:`MAX_IMAGES`.
         ValueError: ``n < 1``.
     """
-    return np.concatenate([b for _, b in iter_images(source, n, seed, checkpoint, batch_size, conditions)])
+    return np.concatenate([b for _, b in iter_images(source, n, seed, checkpoint, batch_size, conditions, bits=bits)])
 
 
-def provenance(source: str | Path, seed: int) -> dict:
+def _png16_signature(loaded, path: Path):
+    """The SavedModel's ``latent_png16`` signature, or None (with a warning) for exports without it."""
+    fn = loaded.signatures.get("latent_png16")
+    if fn is None:
+        import warnings
+
+        warnings.warn(f"{path}: this export has no 16-bit signature (latent_png16); the images are 8-bit. "
+                      f"Export the run again for 16-bit output", stacklevel=3)
+    return fn
+
+
+def provenance(source: str | Path, seed: int, server: str | None = None, version: int | None = None) -> dict:
     """PNG text chunks that mark generated images as synthetic: model, run name, seed.
 
-    Only the run's *name* (its folder name) is given, never a path.
+    Only the run's *name* (its folder name) is given, never a path. With ``server``,
+    ``source`` is the served model's name and ``version`` the version that answered;
+    they stand for the run.
     """
     source = Path(source)
     model, run = "unknown", source.name
-    if (source / "config.yaml").is_file():
+    if server is not None:
+        model, run = str(source), f"served version {version}"
+    elif (source / "config.yaml").is_file():
         import yaml
 
         model = (yaml.safe_load((source / "config.yaml").read_text()).get("model") or {}).get("name", model)
@@ -157,41 +182,100 @@ def provenance(source: str | Path, seed: int) -> dict:
             "Software": "keras-mammo", "Model": str(model), "Run": str(run), "Seed": str(int(seed))}
 
 
-def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0, checkpoint=None,
-                 batch_size: int = 64, bits: int = 8, prefix: str = "synthetic", overwrite: bool = False,
-                 grid: bool = True, conditions: dict | None = None) -> dict:
-    """Generate ``n`` images straight to ``<prefix>_00000.png`` … in batches (memory flat in ``n``).
+def refuse_overwrite(out_dir: str | Path, names: list[str], overwrite: bool = False) -> None:
+    """Refuse to replace files: the one check behind every writer of generated images.
 
-    Every PNG carries text chunks saying it is synthetic (:func:`provenance`) plus its
-    index. Nothing existing is overwritten unless ``overwrite``: the clash check runs
-    before anything is generated.
-
-    Returns:
-        ``{"count", "first", "last", "grid", "shape"}`` (paths of the first/last image and
-        of ``<prefix>_grid.png`` of the first 64 images, or None).
+    Args:
+        out_dir: the output folder (it need not exist).
+        names: file names that are about to be written in it.
+        overwrite: allow replacing them (``--overwrite``); then nothing is checked.
 
     Raises:
-        DataError: as :func:`iter_images`, or an output file exists and not ``overwrite``.
+        DataError: naming the first existing file and how many would be overwritten.
+    """
+    out = Path(out_dir)
+    if overwrite or not out.is_dir():
+        return
+    present = set(os.listdir(out))
+    clash = [nm for nm in names if nm in present]
+    if clash:
+        raise DataError(f"{out / clash[0]}: exists already ({len(clash)} file(s) would be overwritten); "
+                        f"choose another --out or --prefix, or pass --overwrite")
+
+
+def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0, checkpoint=None,
+                 batch_size: int | None = None, bits: int = 8, prefix: str = "synthetic", overwrite: bool = False,
+                 grid: bool = True, conditions: dict | None = None, fmt: str = "png", server: str | None = None,
+                 version: int | None = None) -> dict:
+    """Generate ``n`` images straight to files, batch by batch (memory flat in ``n``).
+
+    Each batch is written before the next is generated (or requested from ``server``);
+    only the first 64 images are kept, for ``<prefix>_grid.png``.
+
+    - ``fmt="png"``: ``<prefix>_00000.png`` …, 8- or 16-bit (``bits``), with text chunks
+      saying they are synthetic (:func:`provenance`) plus the image index.
+    - ``fmt="dicom"``: ``<prefix>_00000.dcm`` …, synthetic Secondary Capture files with
+      16-bit pixels (:mod:`keras_mammo.dicom`; one study and one series per call). The
+      images are asked for at 16 bits whatever ``bits`` says.
+
+    SavedModels and servers give 16-bit images through their ``latent_png16`` signature
+    (``bits=16`` or DICOM) and 8-bit ones otherwise; runs keep float precision. Nothing
+    existing is overwritten unless ``overwrite``: the check (:func:`refuse_overwrite`)
+    runs before anything is generated or requested.
+
+    Args:
+        source: a run directory or a SavedModel directory (:func:`generate_images`), or
+            with ``server`` the served model's name.
+        batch_size: images per forward pass (default 64) or per request to a server
+            (default 16; at most the server's ``--max_batch_size``).
+        server, version: a TF Serving REST URL (:func:`keras_mammo.serving.client.iter_from_server`)
+            and optionally the version to use (default: the newest).
+        others: as :func:`generate_images`.
+
+    Returns:
+        ``{"count", "first", "last", "grid", "shape", "format", "bits"}``: paths of the
+        first/last file and of the grid (or None), the image shape ``(H, W, 1)`` and the
+        bit depth of the pixels written (16 for DICOM).
+
+    Raises:
+        DataError: as :func:`iter_images` / ``iter_from_server``, or an output file exists
+            and not ``overwrite``.
+        ValueError: ``fmt`` is not png or dicom, or ``bits`` not 8 or 16.
     """
     from keras_mammo.data.io import write_png
 
+    if fmt not in ("png", "dicom"):
+        raise ValueError(f"fmt must be png or dicom, got {fmt!r}")
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
     _check_count(n)
+    want_bits = 16 if fmt == "dicom" else bits
     out = Path(out_dir)
-    names = [f"{prefix}_{i:05d}.png" for i in range(n)]
+    ext = "dcm" if fmt == "dicom" else "png"
+    names = [f"{prefix}_{i:05d}.{ext}" for i in range(n)]
     grid_path = out / f"{prefix}_grid.png" if grid else None
-    if not overwrite and out.is_dir():
-        present = set(os.listdir(out))
-        clash = [nm for nm in names + ([grid_path.name] if grid_path else []) if nm in present]
-        if clash:
-            raise DataError(f"{out / clash[0]}: exists already ({len(clash)} file(s) would be overwritten); "
-                            f"choose another --out or --prefix, or pass --overwrite")
+    refuse_overwrite(out, names + ([grid_path.name] if grid_path else []), overwrite)
+    served = {}
+    if server is not None:
+        from keras_mammo.serving.client import iter_from_server
+
+        served, batches = iter_from_server(server, str(source), n, seed, batch_size or 16, version, bits=want_bits)
+    else:
+        batches = iter_images(source, n, seed, checkpoint, batch_size or 64, conditions, bits=want_bits)
     out.mkdir(parents=True, exist_ok=True)
-    text = provenance(source, seed)
+    text = provenance(source, seed, server, served.get("version"))
+    if fmt == "dicom":
+        from keras_mammo.dicom import SeriesWriter, source_provenance
+
+        series = SeriesWriter(source_provenance(source, seed, checkpoint, server, served.get("version")))
     first_batch, shape = [], None
-    for start, batch in iter_images(source, n, seed, checkpoint, batch_size, conditions):
+    for start, batch in batches:
         shape = batch.shape[1:]
         for j, img in enumerate(batch):
-            write_png(out / names[start + j], img, bits=bits, text={**text, "Image index": str(start + j)})
+            if fmt == "dicom":
+                series.write(out / names[start + j], img, start + j)
+            else:
+                write_png(out / names[start + j], img, bits=bits, text={**text, "Image index": str(start + j)})
         if grid and sum(len(b) for b in first_batch) < 64:
             first_batch.append(batch[: 64 - sum(len(b) for b in first_batch)])
     if grid:
@@ -199,7 +283,7 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
 
         write_png(grid_path, image_grid(np.concatenate(first_batch)), bits=8, text=text)
     return {"count": n, "first": out / names[0], "last": out / names[-1], "grid": grid_path,
-            "shape": tuple(int(x) for x in shape)}
+            "shape": tuple(int(x) for x in shape), "format": fmt, "bits": 16 if fmt == "dicom" else bits}
 
 
 def run_conditions(cfg, model, n: int) -> dict:
@@ -236,12 +320,9 @@ def save_images(images: np.ndarray, out_dir: str | Path, bits: int = 8, prefix: 
     from keras_mammo.data.io import write_png
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{prefix}_{i:05d}.png" for i in range(len(images))]
-    clash = [p for p in paths if p.exists()]
-    if clash:
-        raise DataError(f"{clash[0]}: exists already ({len(clash)} files would be overwritten); "
-                        f"choose another --out or --prefix")
+    refuse_overwrite(out, [p.name for p in paths])
+    out.mkdir(parents=True, exist_ok=True)
     for p, img in zip(paths, images):
         write_png(p, img, bits=bits, text=text)
     return paths

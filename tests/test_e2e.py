@@ -90,7 +90,8 @@ def test_end_to_end_with_kill_and_resume(mias_dir, tmp_path):
     path = tmp_path / "saved_models" / "e2e" / "1"
     assert str(path) in exp.stdout and (path / "saved_model.pb").is_file()
     loaded = tf.saved_model.load(str(path))
-    assert set(loaded.signatures) == {"serving_default", "generate", "generate_png", "latent_png"}
+    assert set(loaded.signatures) == {"serving_default", "generate", "generate_png", "latent_png",
+                                      "generate_png16", "latent_png16"}
     imgs = loaded.signatures["serving_default"](latent=tf.random.normal((3, 128)))["images"]
     assert imgs.dtype == tf.uint8 and tuple(imgs.shape) == (3, 32, 32, 1)
     g1 = loaded.signatures["generate"](count=tf.constant(4), seed=tf.constant(11, tf.int64))["images"].numpy()

@@ -153,7 +153,8 @@ def test_training_on_mias_lowers_reconstruction_then_checkpoint_export_generate(
     assert last < 0.8 * first, f"reconstruction loss {first:.3f} → {last:.3f}"
     target = export_model(run, out_dir=tmp_path / "saved", name="fastgan")
     loaded = tf.saved_model.load(str(target))
-    assert set(loaded.signatures) == {"serving_default", "generate", "generate_png", "latent_png"}
+    assert set(loaded.signatures) == {"serving_default", "generate", "generate_png", "latent_png",
+                                      "generate_png16", "latent_png16"}
     a = loaded.signatures["generate"](count=tf.constant(3, tf.int32), seed=tf.constant(1, tf.int64))["images"]
     b = loaded.signatures["generate"](count=tf.constant(3, tf.int32), seed=tf.constant(1, tf.int64))["images"]
     assert a.dtype == tf.uint8 and a.shape == (3, 32, 32, 1)

@@ -9,11 +9,8 @@ loopback ports. The clients are plain JSON over HTTP (httpx) for REST and the
 from __future__ import annotations
 
 import base64
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +27,6 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,  # noqa: E402
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 
-ROOT = Path(__file__).resolve().parents[1]
 #: What the training films' headers say; none of it may reach a synthetic file.
 PHI = {"PatientName": "DOE^JANE^Q", "PatientID": "PHI-4711-XYZ", "PatientBirthDate": "19610203",
        "InstitutionName": "St Example Teaching Hospital", "AccessionNumber": "ACC99887766",
@@ -92,46 +88,24 @@ def trained(mias_dir, tmp_path_factory):
     return {"tmp": tmp, "run": run, "base": saved.parent, "secrets": secrets}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained):
     """`keras-mammo serve` in a subprocess on two free loopback ports."""
-    rest, grpc_port = _free_port(), _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    log = open(trained["tmp"] / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--model_name", "tiny",
-                             "--model_base_path", str(trained["base"]), "--rest_api_port", str(rest),
-                             "--port", str(grpc_port), "--max_batch_size", "8", "--max_request_bytes", "65536",
-                             "--file_system_poll_wait_seconds", "0.2"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{rest}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited with {proc.returncode}: {(trained['tmp'] / 'serve.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/v1/models/tiny", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
+    from keras_mammo.serving.launch import running_server
+
+    args = ["--max_batch_size", "8", "--max_request_bytes", "65536", "--file_system_poll_wait_seconds", "0.2"]
+    with running_server("tiny", trained["base"], args, log_path=trained["tmp"] / "serve.log") as srv:
+        channel = grpc.insecure_channel(srv.grpc_target)
+        yield {"url": srv.url, "grpc": channel, "proc": srv.proc}
+        channel.close()
+
+
+def test_launcher_reports_a_server_that_cannot_start(tmp_path):
+    from keras_mammo.serving.launch import running_server
+
+    with pytest.raises(RuntimeError, match=r"(?s)exited with 2: .*no_such_dir.*does not exist"):
+        with running_server("tiny", tmp_path / "no_such_dir", start_timeout=60):
             pass
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("serve did not answer within 180 s")
-    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-    yield {"url": url, "grpc": channel, "proc": proc}
-    channel.close()
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 def _post(url, body, **kw):
@@ -184,8 +158,82 @@ def test_same_seed_same_images_over_rest_grpc_run_and_savedmodel(trained, server
     np.testing.assert_array_equal(tf.make_ndarray(resp.outputs["images"]), saved)
     # the client in batches of 4 (2 requests) gets the same 6 images
     imgs, info = generate_from_server(server["url"], "tiny", n, seed=seed, batch_size=4)
-    assert info == {"url": server["url"], "model": "tiny", "version": 1, "signature": "latent_png"}
+    assert info == {"url": server["url"], "model": "tiny", "version": 1, "signature": "latent_png", "bits": 8}
     np.testing.assert_array_equal(np.rint(imgs * 255).astype(np.uint8), saved)
+
+
+def _png16(url, signature, inputs):
+    r = _post(url, {"signature_name": signature, "inputs": inputs})
+    assert r.status_code == 200, r.text
+    return np.stack([_png(p["b64"]) for p in r.json()["outputs"]])
+
+
+def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path):
+    import cv2
+
+    from keras_mammo.generate import generate_images
+    from keras_mammo.serving.client import generate_from_server
+    from keras_mammo.training.gan import GAN
+
+    n, seed = 6, 5
+    url = f"{server['url']}/v1/models/tiny:predict"
+    png16 = _png16(url, "generate_png16", {"count": n, "seed": seed})
+    assert png16.dtype == np.uint16 and png16.shape == (n, 32, 32, 1)
+    assert (png16 % 257 != 0).mean() > 0.9  # not 8-bit data scaled up
+    # round(x · 65535) of the run's float output (graph vs eager: at most a few units of 65535)
+    run16 = np.rint(generate_images(trained["run"], n, seed=seed).astype(np.float64) * 65535)
+    assert np.abs(png16.astype(np.float64) - run16).max() <= 4
+    # the same generator output as the 8-bit signatures: u8 = round(x · 255), within rounding
+    png8 = np.stack([_png(p["b64"]) for p in _post(url, {"signature_name": "generate_png", "inputs": {
+        "count": n, "seed": seed}}).json()["outputs"]])
+    assert np.abs(png16 / 257.0 - png8).max() <= 0.51
+    # latent_png16 on the client's latent vectors, in batches of 4, gives the very same pixels
+    z = GAN.fixed_latents(n, LATENT, seed).numpy()
+    np.testing.assert_array_equal(_png16(url, "latent_png16", {"latent": z.tolist()}), png16)
+    imgs, info = generate_from_server(server["url"], "tiny", n, seed=seed, batch_size=4, bits=16)
+    assert info["signature"] == "latent_png16" and info["bits"] == 16
+    np.testing.assert_array_equal(np.rint(imgs.astype(np.float64) * 65535).astype(np.uint16), png16)
+    # the CLI from the SavedModel and from the server writes those pixels as 16-bit PNGs
+    for key, src in {"saved": ("--saved-model", trained["base"]),
+                     "server": ("--server", server["url"], "--model", "tiny")}.items():
+        _cli("generate", *src, "-n", n, "--seed", seed, "--bits", 16, "--out", tmp_path / key, "--no-grid")
+        got = np.stack([cv2.imread(str(tmp_path / key / f"synthetic_{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+                        for i in range(n)])[..., None]
+        assert got.dtype == np.uint16, key
+        np.testing.assert_array_equal(got, png16, err_msg=key)
+
+
+def test_exports_without_16_bit_signatures_give_8_bit_images_and_a_warning(trained, server):
+    """A SavedModel exported before the 16-bit signatures existed, served as version 7."""
+    from keras_mammo.generate import generate_images
+    from keras_mammo.serving.client import generate_from_server
+
+    base = trained["base"]
+    loaded = tf.saved_model.load(str(base / "1"))
+    old = {k: loaded.signatures[k] for k in ("serving_default", "generate", "generate_png", "latent_png")}
+    tmp = base / ".7.incoming"
+    tf.saved_model.save(loaded, str(tmp), signatures=old)
+    want = np.rint(generate_images(base / "1", 3, seed=2) * 255)
+    try:
+        with pytest.warns(UserWarning, match="no 16-bit signature .latent_png16.; the images are 8-bit"):
+            imgs = generate_images(tmp, 3, seed=2, bits=16)
+        np.testing.assert_array_equal(np.rint(imgs * 255), want)
+        tmp.rename(base / "7")
+        deadline = time.time() + 60
+        while httpx.get(f"{server['url']}/v1/models/tiny/versions/7", timeout=30).status_code != 200:
+            assert time.time() < deadline, "version 7 not picked up"
+            time.sleep(0.2)
+        with pytest.warns(UserWarning, match="version 7 has no latent_png16 signature; the images are 8-bit"):
+            imgs, info = generate_from_server(server["url"], "tiny", 3, seed=2, version=7, bits=16)
+        assert info["signature"] == "latent_png" and info["bits"] == 8
+        np.testing.assert_array_equal(np.rint(imgs * 255), want)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(base / "7", ignore_errors=True)
+    deadline = time.time() + 60
+    while httpx.get(f"{server['url']}/v1/models/tiny/versions/7", timeout=30).status_code != 404:
+        assert time.time() < deadline, "version 7 not unloaded"
+        time.sleep(0.2)
 
 
 def test_status_and_metadata_in_tf_serving_shape(server):
@@ -197,7 +245,7 @@ def test_status_and_metadata_in_tf_serving_shape(server):
     meta = httpx.get(f"{server['url']}/v1/models/tiny/metadata", timeout=30).json()
     assert meta["model_spec"] == {"name": "tiny", "version": "1", "signature_name": ""}
     sigs = meta["metadata"]["signature_def"]["signature_def"]
-    assert {"serving_default", "generate", "generate_png", "latent_png"} <= set(sigs)
+    assert {"serving_default", "generate", "generate_png", "latent_png", "generate_png16", "latent_png16"} <= set(sigs)
     png = sigs["generate_png"]
     assert png["method_name"] == "tensorflow/serving/predict"
     assert {k: v["dtype"] for k, v in png["inputs"].items()} == {"count": "DT_INT32", "seed": "DT_INT64"}
@@ -340,10 +388,52 @@ def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(t
             want = np.rint(generate_images(trained["run"], 3, seed=4)[..., 0].astype(np.float64) * 65535)
             got = np.stack([pydicom.dcmread(f).pixel_array for f in files])
             np.testing.assert_array_equal(got, want)
-        elif key == "server":
+        else:   # true 16-bit data from the 16-bit signatures, not 8-bit values scaled by 257
+            got = np.stack([pydicom.dcmread(f).pixel_array for f in files])
+            want = _png16(f"{server['url']}/v1/models/tiny:predict", "generate_png16", {"count": 3, "seed": 4})
+            np.testing.assert_array_equal(got, want[..., 0])
+            assert (got % 257 != 0).mean() > 0.9, key
+        if key == "server":
             assert "server=http://127.0.0.1" in comments and "version=1" in comments
     assert len(uids) == 3 * (3 + 2)  # fresh UIDs everywhere: 9 instances, 3 studies, 3 series
     assert not uids & set(trained["secrets"])
+
+
+def test_dicom_and_server_outputs_are_written_batch_by_batch(trained, server, tmp_path, monkeypatch):
+    import keras_mammo.generate as gen
+    from keras_mammo.errors import DataError
+    from keras_mammo.serving.client import ServingClient
+
+    on_disk = []   # files already written each time the next batch is asked for
+    out = tmp_path / "out"
+    predict, iter_images = ServingClient.predict, gen.iter_images
+
+    def counting_predict(self, *args, **kw):
+        on_disk.append(len(list(out.glob("synthetic_0*"))))
+        return predict(self, *args, **kw)
+
+    def counting_iter(*args, **kw):
+        for item in iter_images(*args, **kw):
+            on_disk.append(len(list(out.glob("synthetic_0*"))))
+            yield item
+
+    monkeypatch.setattr(ServingClient, "predict", counting_predict)
+    monkeypatch.setattr(gen, "iter_images", counting_iter)
+    cases = [("png", {"source": "tiny", "server": server["url"]}), ("dicom", {"source": "tiny", "server": server["url"]}),
+             ("dicom", {"source": trained["run"]}), ("dicom", {"source": trained["base"]})]
+    for fmt, src in cases:
+        on_disk.clear()
+        shutil.rmtree(out, ignore_errors=True)
+        res = gen.write_images(n=5, out_dir=out, seed=1, batch_size=2, fmt=fmt, **src)
+        assert on_disk == [0, 2, 4], (fmt, src)
+        assert res["count"] == 5 and res["grid"].is_file() and res["shape"] == (32, 32, 1)
+        assert len(list(out.glob(f"synthetic_0*.{'dcm' if fmt == 'dicom' else 'png'}"))) == 5
+        # the one overwrite check of every writer: refused before any image is asked for
+        on_disk.clear()
+        with pytest.raises(DataError, match="synthetic_00000.* exists already .6 file.s. would be overwritten.*--overwrite"):
+            gen.write_images(n=5, out_dir=out, seed=1, batch_size=2, fmt=fmt, **src)
+        assert on_disk == []
+    gen.write_images(n=5, out_dir=out, seed=1, batch_size=2, fmt="dicom", overwrite=True, source=trained["base"])
 
 
 def test_dicom_files_pass_dciodvfy(tmp_path):
