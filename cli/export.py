@@ -28,6 +28,9 @@ def export(run_dir, checkpoint, out_dir, name, version, quiet):
     Signatures (unconditional models):
       serving_default: latent float32 [N, 128]       -> images uint8 [N, H, W, 1]
       generate:        count int32 [], seed int64 [] -> images uint8 [count, H, W, 1]
+      generate_png, generate_png16: count, seed      -> images_png_bytes string [count]
+      latent_png, latent_png16:     latent           -> images_png_bytes string [N]
+      (8- or 16-bit PNGs; TF Serving's REST API returns them as {"b64": ...})
     Inspect with: saved_model_cli show --all --dir <out>/<name>/<version>
     """
     from keras_mammo.export import export_model
