@@ -170,6 +170,14 @@ def test_run_progress_eta_across_stages():
     resumed = RunProgress([StageConfig(32, 3, 0), StageConfig(64, 2, 0)], completed=4, write=lines.append)
     resumed.epoch_done(1, 7.0)
     assert resumed.eta() == (0.0, False) and lines[-1].startswith("run: 5/5 epochs")
+    # a wall-clock budget that ends before the schedule sets the ETA (train.max_seconds)
+    left = [25.0]
+    capped = RunProgress([StageConfig(32, 10, 0)], completed=0, write=lines.append, clock=lambda: now[0],
+                         budget_left=lambda: left[0])
+    capped.epoch_done(0, 5.0)
+    assert capped.eta() == (25.0, False) and lines[-1].endswith("ETA 0:00:25 (budget)")
+    left[0] = 100.0                        # schedule (9 × 5 s) ends first
+    assert capped.eta() == (45.0, False) and not capped.line().endswith("(budget)")
 
 
 def test_run_json_records_interrupt_and_failure(tmp_path):

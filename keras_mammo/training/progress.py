@@ -37,9 +37,12 @@ class RunProgress:
         completed: epochs already trained (a resumed run), counted over all stages.
         write: where lines go (default: ``tqdm.write``, so they do not break progress bars).
         clock: seconds, monotonic (``time.perf_counter``; tests pass a fake clock).
+        budget_left: optional callable giving the seconds left of a wall-clock budget
+            (``train.max_seconds``, counting earlier sessions); the ETA is then the
+            smaller of the schedule's and the budget's, and the line says which.
     """
 
-    def __init__(self, schedule, completed: int = 0, write=None, clock=time.perf_counter):
+    def __init__(self, schedule, completed: int = 0, write=None, clock=time.perf_counter, budget_left=None):
         self.resolutions = [int(s.resolution) for s in schedule]
         self.epochs = [int(s.epochs) for s in schedule]
         self.ends = [sum(self.epochs[:i + 1]) for i in range(len(self.epochs))]
@@ -49,6 +52,7 @@ class RunProgress:
         self.start = clock()
         self.seconds: dict[int, list[float]] = {}
         self.stage = 0
+        self.budget_left = budget_left
         if write is None:
             from tqdm.auto import tqdm
 
@@ -72,8 +76,8 @@ class RunProgress:
         sec, _ = self.seconds_per_epoch(j)
         return sec * (self.resolutions[stage_index] / self.resolutions[j]) ** 2, True
 
-    def eta(self) -> tuple[float | None, bool]:
-        """``(seconds left, estimated)`` for the rest of the run."""
+    def schedule_eta(self) -> tuple[float | None, bool]:
+        """``(seconds left, estimated)`` for the epochs left in the schedule."""
         left, estimated = 0.0, False
         for i, end in enumerate(self.ends):
             remaining = min(self.epochs[i], max(0, end - max(self.done, end - self.epochs[i])))
@@ -86,10 +90,24 @@ class RunProgress:
             estimated = estimated or est
         return left, estimated
 
+    def eta(self) -> tuple[float | None, bool]:
+        """``(seconds left, estimated)`` for the rest of the run: the schedule's, or the
+        wall-clock budget's when that ends first."""
+        left, estimated = self.schedule_eta()
+        if self.budget_left is not None:
+            budget = max(0.0, float(self.budget_left()))
+            if left is None or budget < left:
+                return budget, False
+        return left, estimated
+
     def line(self) -> str:
         """The progress line (see the module docstring)."""
         eta, est = self.eta()
         eta_text = "unknown" if eta is None else format_seconds(eta) + (" (estimated)" if est and eta > 0 else "")
+        if self.budget_left is not None and eta is not None and eta <= max(0.0, float(self.budget_left())):
+            sched, _ = self.schedule_eta()
+            if sched is None or eta < sched:
+                eta_text += " (budget)"
         return (f"run: {self.done}/{self.total} epochs (stage {self.stage + 1}/{len(self.epochs)}, "
                 f"{self.resolutions[self.stage]} px) · elapsed {format_seconds(self.clock() - self.start)} · "
                 f"ETA {eta_text}")

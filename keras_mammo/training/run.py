@@ -304,7 +304,8 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
         fixed_latents = GAN.fixed_latents(t.sample_count, cfg.model.latent_dim, cfg.seed)
         status = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "model": cfg.model.name}
         write_json_atomic(run_dir / "run.json", status)
-        run_progress = RunProgress(schedule, completed) if progress else None
+        budget_left = (lambda: t.max_seconds - budget.spent()) if t.max_seconds else None
+        run_progress = RunProgress(schedule, completed, budget_left=budget_left) if progress else None
         for i, st in enumerate(schedule):
             if completed >= ends[i]:
                 continue
