@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from keras_mammo.errors import ConfigError
+from keras_mammo.errors import ConfigError, DataError
 from keras_mammo.schema import choice, from_dict
 
 #: Bundled configs ship inside the package (``keras_mammo/configs``; ``configs/`` at the
@@ -341,6 +341,19 @@ def validate(cfg: Config) -> None:
     from keras_mammo.models.catalog import validated_params  # the models' declarations, no TensorFlow
 
     validated_params(cfg.model.name, cfg.model.params)  # unknown model name or bad model.params
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    """The resolved config stored in a run directory (``config.yaml``; no TensorFlow needed).
+
+    Raises:
+        DataError: no ``config.yaml`` in ``run_dir``.
+        ConfigError: a key or value this version does not accept.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a keras-mammo run directory (no config.yaml)")
+    return from_dict(Config, yaml.safe_load(path.read_text()))
 
 
 def dump_config(cfg: Config) -> str:

@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from keras_mammo.config import Config, dump_config, from_dict
+from keras_mammo.config import Config, dump_config, load_run_config  # noqa: F401 - load_run_config re-exported
 from keras_mammo.data.pipeline import (
     fixed_batch,
     kept_rows,
@@ -126,18 +126,6 @@ def build_run_model(cfg: Config, data_info: DataInfo) -> GAN:
     model.build_optimizers()
     model.configure_training(cfg.train)
     return model
-
-
-def load_run_config(run_dir: str | Path) -> Config:
-    """The resolved config stored in a run directory.
-
-    Raises:
-        DataError: no ``config.yaml`` in ``run_dir``.
-    """
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise DataError(f"{run_dir}: not a keras-mammo run directory (no config.yaml)")
-    return from_dict(Config, yaml.safe_load(path.read_text()))
 
 
 def load_data_info(run_dir: str | Path) -> DataInfo:
