@@ -105,88 +105,31 @@ def train_with_budget(name: str, train_dir: Path, run_dir: Path, budget: float) 
     return {"epochs_last_stage": epochs, "cpu_seconds": round(used, 1), "train_calls": calls}
 
 
-def _batched(fn, n, batch=64):
-    return np.concatenate([np.asarray(fn(i, min(n, i + batch))) for i in range(0, n, batch)])
-
-
 def synthetic_images(name: str, run_dir: Path, full) -> np.ndarray:
-    """``(N, 64, 64, 1)`` in ``[0, 1]``: one image per real film (N = all prepared films)."""
-    import tensorflow as tf
-
+    """``(N, 64, 64, 1)`` in ``[0, 1]``: N images from fixed latents (unconditional models), or one
+    image per real film of ``full`` (all prepared films) from its masks and class (conditional ones)."""
+    from keras_mammo.data.pipeline import fixed_batch
     from keras_mammo.generate import generate_images
-    from keras_mammo.training.gan import GAN
-    from keras_mammo.training.run import load_run_model
+    from keras_mammo.metrics.model_specific import remap_labels
+    from keras_mammo.training.run import load_data_info, load_run_config
 
-    n = full.size
     if name in UNCONDITIONAL:
-        return generate_images(run_dir, n, seed=0)
-    model, cfg, _ = load_run_model(run_dir)
-    a = full.arrays
+        return generate_images(run_dir, full.size, seed=0)
+    conditions = {k: np.asarray(v) for k, v in fixed_batch(full, full.size).items() if k != "image"}
     if name == "seg-cdcgan":
-        z = GAN.fixed_latents(n, cfg.model.latent_dim, 0)
-        masks = tf.constant(a["lesion_mask"], tf.float32)
-        out = _batched(lambda i, j: model.generate(z[i:j], {"lesion_mask": masks[i:j]}), n)
-    else:
-        label = remap_labels(a["label"], full.classes, model.classes)
-        out = _batched(lambda i, j: model.generate(None, {
-            "breast_mask": tf.constant(a["breast_mask"][i:j], tf.float32),
-            "lesion_mask": tf.constant(a["lesion_mask"][i:j], tf.float32),
-            "label": tf.constant(label[i:j])}), n)
-    return np.clip((out + 1.0) / 2.0, 0.0, 1.0)
+        conditions = {"lesion_mask": conditions["lesion_mask"]}
+    else:  # pix2pix's class indices: model.params.classes, else its training data's (may differ from full's)
+        classes = load_run_config(run_dir).model.params.get("classes") or load_data_info(run_dir).classes
+        conditions["label"] = remap_labels(conditions["label"], full.classes, classes)
+    return generate_images(run_dir, full.size, seed=0, conditions=conditions)
 
 
-def remap_labels(labels, from_classes, to_classes) -> np.ndarray:
-    lookup = {i: to_classes.index(c) if c in to_classes else 0 for i, c in enumerate(from_classes)}
-    return np.array([lookup[int(v)] for v in labels], np.int32)
+def model_specific(name: str, run_dir: Path, unet_run: Path, prepared: Path, held: set) -> dict:
+    """The library's model-specific metrics (``keras-mammo evaluate --run``), on the held-out patients."""
+    from keras_mammo.metrics.model_specific import evaluate_run_model_specific
 
-
-def model_specific(name: str, run_dir: Path, unet_run: Path | None, full, patients, held) -> dict:
-    import tensorflow as tf
-
-    from keras_mammo.metrics.image_metrics import summarize
-    from keras_mammo.metrics.model_specific import dice_iou, evaluate_pix2pix, evaluate_seg_cdcgan
-    from keras_mammo.training.gan import GAN
-    from keras_mammo.training.run import load_run_model
-
-    a = full.arrays
-    images01 = a["image"].astype(np.float32) / 65535.0
-    test = np.array([p in held for p in patients])
-    if name == "unet":
-        model, _, _ = load_run_model(run_dir)
-        pred = _batched(lambda i, j: model.segment(tf.constant(images01[i:j] * 2 - 1)), full.size) > 0.5
-        out = {}
-        for split, m in (("heldout_patients", test), ("training_patients", ~test)):
-            dice, iou = dice_iou(pred[m], a["lesion_mask"][m])
-            has = a["lesion_mask"][m].reshape(int(m.sum()), -1).any(1)
-            out[split] = {"n": int(m.sum()), "n_lesion_films": int(has.sum()), "dice": summarize(dice),
-                          "iou": summarize(iou), "dice_lesion_films": summarize(dice[has]),
-                          "iou_lesion_films": summarize(iou[has])}
-        return out
-    if name == "seg-cdcgan":
-        model, cfg, _ = load_run_model(run_dir)
-        unet, _, _ = load_run_model(unet_run)
-
-        def gen(m, seed):
-            z = GAN.fixed_latents(len(m), cfg.model.latent_dim, 1000 + seed)
-            return (np.asarray(model.generate(z, {"lesion_mask": tf.constant(m)})) + 1.0) / 2.0
-
-        def seg(x):
-            return (np.asarray(unet.segment(tf.constant(x * 2.0 - 1.0, tf.float32))) > 0.5).astype(np.float32)
-
-        return evaluate_seg_cdcgan(gen, seg, images01[test], a["lesion_mask"][test].astype(np.float32))
-    if name == "pix2pix":
-        model, _, _ = load_run_model(run_dir)
-        labels = remap_labels(a["label"], full.classes, model.classes)
-
-        def gen(b, l_, y):
-            out = model.generate(None, {"breast_mask": tf.constant(b), "lesion_mask": tf.constant(l_),
-                                        "label": tf.constant(y, tf.int32)})
-            return (np.asarray(out) + 1.0) / 2.0
-
-        return evaluate_pix2pix(gen, images01, a["breast_mask"].astype(np.float32),
-                                a["lesion_mask"].astype(np.float32), labels, patients, model.classes,
-                                seed=0, epochs=20, heldout_patients=held)
-    return {}
+    return evaluate_run_model_specific(run_dir, segmenter_run=unet_run if name == "seg-cdcgan" else None, seed=0,
+                                       classifier_epochs=20, prepared=prepared, heldout_patients=held) or {}
 
 
 def _fmt(x, scale=1.0, digits=2):
@@ -239,6 +182,8 @@ def main(argv=None) -> int:
     p.add_argument("--holdout", type=float, default=0.2, help="fraction of patients held out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-eval", action="store_true", help="train only")
+    p.add_argument("--prepared", default=None,
+                   help="a prepared 64-px MIAS dataset (default: the dcgan config's, preprocessed if missing)")
     args = p.parse_args(argv)
 
     from keras_mammo.config import load_config
@@ -246,7 +191,7 @@ def main(argv=None) -> int:
     from keras_mammo.data.prepare import prepare_dataset
 
     data = load_config("dcgan").data
-    prepared = Path(data.prepared)
+    prepared = Path(args.prepared or data.prepared)
     if not (prepared / "manifest.jsonl").is_file():
         prepare_dataset(data, prepared, progress=True)
     train_dir, held = make_split(prepared, Path(str(prepared) + "-train"), args.holdout, args.seed)
@@ -273,7 +218,7 @@ def main(argv=None) -> int:
                 r["evaluation"] = {k: ev[k] for k in ("fid", "kid", "memorization") if k in ev}
             unet_run = Path(args.runs) / "unet"
             if name != "seg-cdcgan" or (unet_run / "checkpoints").is_dir():
-                r["model_specific"] = model_specific(name, run_dir, unet_run, full, patients, held)
+                r["model_specific"] = model_specific(name, run_dir, unet_run, prepared, held)
         results_path.write_text(json.dumps(results, indent=2, default=float))
     text = table(results, args.budget_cpu_s, len(rows) - n_held, n_held)
     (out / "table.md").write_text(text)

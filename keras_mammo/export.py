@@ -91,18 +91,26 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
         ConfigError: the version exists already.
         DataError: not a run, or no checkpoint.
     """
+    from keras_mammo.config import load_run_config
+
+    cfg = load_run_config(run_dir)
+    name = name or cfg.export.name
+    model_dir = Path(out_dir or cfg.export.dir) / name
+    version = version if version is not None else (cfg.export.version or next_version(model_dir))
+    target = model_dir / str(version)
+
+    def refuse_existing():
+        if target.exists():
+            raise ConfigError(f"export.version: {target} exists already; choose another version (next free: "
+                              f"{next_version(model_dir)})")
+
+    refuse_existing()  # before TensorFlow and the model are loaded (seconds)
     import tensorflow as tf
 
     from keras_mammo.training.run import load_run_model
 
     model, cfg, state = load_run_model(run_dir, checkpoint)
-    name = name or cfg.export.name
-    model_dir = Path(out_dir or cfg.export.dir) / name
-    version = version if version is not None else (cfg.export.version or next_version(model_dir))
-    target = model_dir / str(version)
-    if target.exists():
-        raise ConfigError(f"export.version: {target} exists already; choose another version (next free: "
-                          f"{next_version(model_dir)})")
+    refuse_existing()
     from keras_mammo.serving.signatures import add_png_signatures
 
     # PNG signatures are built on the guarded ones (16-bit: guarded themselves), so every signature checks its inputs

@@ -232,6 +232,18 @@ def test_train_refuses_settings_that_train_nothing_or_upscale(mias_prepared, tmp
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
+def test_train_refuses_upscaling_before_it_preprocesses(mias_dir, tmp_path):
+    """Without a prepared dataset the run will prepare ``data.size``: refused before any work."""
+    from keras_mammo.config import load_config
+    from keras_mammo.training.run import train
+
+    cfg = load_config(None, {"data.path": str(mias_dir), "data.size": 16, "data.prepared": str(tmp_path / "p"),
+                             "run_dir": str(tmp_path / "r"), "train.resolution": 32, "train.epochs": 1})
+    with pytest.raises(ConfigError, match=r"train.resolution: 32 px is above the prepared size 16 px"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "r").exists()
+
+
 def test_training_resumes_from_the_newest_intact_checkpoint(mias_prepared, tmp_path, capsys):
     """A truncated newest checkpoint is reported and the run continues from the previous one."""
     from keras_mammo.config import load_config

@@ -1,6 +1,8 @@
 """Config validation: every bad key or value names the key and the allowed values."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from keras_mammo.config import load_config
@@ -43,3 +45,65 @@ def test_cli_prints_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["train", "--config", str(bad)])
     assert result.exit_code != 0 and "train.batch_size: expected an integer" in result.output
     assert "Traceback" not in result.output
+
+
+def test_bad_model_params_without_tensorflow():
+    """Validating a config, bad ``model.params`` included, never imports TensorFlow (issue 13, item 11)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from keras_mammo.config import load_config\n"
+        "from keras_mammo.errors import ConfigError\n"
+        "load_config('quickstart', {'model.name': 'fastgan', 'model.params.ngf': 8})\n"
+        "try:\n"
+        "    load_config('quickstart', {'model.params.bogus': 1})\n"
+        "except ConfigError as e:\n"
+        "    print(e)\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == ("model.params.bogus: unknown key; allowed keys in model.params: base_resolution, "
+                        "base_channels, g_channels, d_channels, dropout")
+    assert lines[1] == "[]", out.stdout
+
+
+def test_declared_params_match_the_models():
+    """The dataclasses read from the model modules' source equal the real ones (fields, types, defaults, choices)."""
+    import dataclasses
+    import typing
+
+    from keras_mammo.models import catalog, registry
+
+    parsed = {name: decl for mod in catalog.MODEL_MODULES for name, decl in catalog._parse(mod).items()}
+    assert set(parsed) == set(registry.available_models())  # imports every model (TensorFlow)
+    for name, decl in parsed.items():
+        real = registry._BUILDERS[name][1]
+        assert decl.summary == registry._BUILDERS[name][2]
+        if real is None:
+            assert decl.params is None and decl.params_name is None
+            continue
+        assert decl.params is not None and decl.params is not real, name  # read, not imported
+        fields = [(f.name, f.default, f.default_factory() if f.default_factory is not dataclasses.MISSING else None,
+                   dict(f.metadata)) for f in dataclasses.fields(decl.params)]
+        want = [(f.name, f.default, f.default_factory() if f.default_factory is not dataclasses.MISSING else None,
+                 dict(f.metadata)) for f in dataclasses.fields(real)]
+        assert fields == want, name
+        assert typing.get_type_hints(decl.params) == typing.get_type_hints(real), name
+
+
+def test_undeclarable_params_fall_back_to_the_module():
+    """A params dataclass that needs its module (a default from a module constant) is not guessed."""
+    import ast
+
+    from keras_mammo.models import catalog
+
+    src = ("import dataclasses\nWIDTH = 4\n@dataclasses.dataclass\nclass P:\n    a: int = 1\n"
+           "    def check(self):\n        return WIDTH\n@dataclasses.dataclass\nclass Q:\n    b: int = WIDTH\n")
+    tree = ast.parse(src)
+    p = catalog._params_class(tree, "P", "<test>", "test_module")
+    assert [f.name for f in dataclasses.fields(p)] == ["a"] and p().a == 1
+    assert catalog._params_class(tree, "Q", "<test>", "test_module") is None
+    assert catalog._params_class(tree, "R", "<test>", "test_module") is None

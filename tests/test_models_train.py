@@ -81,6 +81,15 @@ def test_one_epoch_on_mias_checkpoint_and_export(name, mias_dir, mias_prepared, 
         assert specific is None
     else:
         assert specific["model"] == name and specific["n_films"] >= 12 and expected in specific
+    if name == "unet":  # held-out patients scored apart (bench/compare_models.py)
+        from keras_mammo.data.pipeline import kept_rows
+
+        rows = kept_rows(mias_prepared)
+        held = {rows[0]["patient_id"]}
+        split = evaluate_run_model_specific(run, prepared=mias_prepared, heldout_patients=held)
+        n_held = sum(r["patient_id"] in held for r in rows)
+        assert 0 < n_held < len(rows) and split["heldout_patients"]["n"] == n_held
+        assert split["training_patients"]["n"] == len(rows) - n_held
 
 
 def _alpha(ckpt) -> float:

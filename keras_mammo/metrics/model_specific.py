@@ -319,7 +319,18 @@ def evaluate_pix2pix(generate_fn, real_images, breast_masks, lesion_masks, label
 
 # --- run-level driver used by `keras-mammo evaluate --run` -------------------------------
 
-def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, classifier_epochs: int = 30) -> dict | None:
+def remap_labels(labels, from_classes, to_classes) -> np.ndarray:
+    """Class indices of ``from_classes`` → indices of the same names in ``to_classes`` (0 if absent).
+
+    Returns:
+        ``(N,) int32``.
+    """
+    lookup = {i: to_classes.index(c) if c in to_classes else 0 for i, c in enumerate(from_classes)}
+    return np.array([lookup[int(v)] for v in labels], np.int32)
+
+
+def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, classifier_epochs: int = 30,
+                                prepared=None, heldout_patients=None) -> dict | None:
     """The paper-specific metrics of a conditional run, on the run's own prepared films.
 
     - ``seg-cdcgan`` (Tripathi et al.): one synthetic film per prepared film's lesion mask;
@@ -330,7 +341,18 @@ def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, clas
       appearance (:func:`evaluate_pix2pix`), patients split in halves.
     - ``unet``: Dice/IoU of its segmentation of the prepared films (all, and films with a
       lesion). These films include the training films: an optimistic ceiling, not a
-      held-out score (``bench/compare_models.py`` reports held-out patients).
+      held-out score unless ``heldout_patients`` is given.
+
+    Args:
+        run_dir: the run.
+        segmenter_run: a ``unet`` run (seg-cdcgan only).
+        seed: latents and the pix2pix classifier's seed.
+        classifier_epochs: epochs of the pix2pix check's classifier.
+        prepared: score on the films of this prepared dataset instead of the run's own
+            (e.g. one that includes patients the run never saw).
+        heldout_patients: patient ids the run never saw: ``unet`` is scored separately on
+            ``heldout_patients`` and ``training_patients``; ``seg-cdcgan`` on the held-out
+            films only; ``pix2pix``'s classifier is tested on them.
 
     Returns:
         a JSON-serializable dict with ``"model"`` and the metrics, or None for models
@@ -354,12 +376,15 @@ def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, clas
     model, cfg, _ = load_run_model(run_dir)
     res = int(model.resolution)
     keys = ("breast_mask", "lesion_mask", "label")
-    stage = load_stage_arrays(cfg.data.prepared, res, keys)
+    prepared = cfg.data.prepared if prepared is None else prepared
+    rows = kept_rows(prepared)
+    stage = load_stage_arrays(prepared, res, keys, rows=rows)
     a = stage.arrays
     images01 = a["image"].astype(np.float32) / 65535.0
     lesion = a["lesion_mask"].astype(np.float32)
-    out: dict = {"model": name, "n_films": int(stage.size), "resolution_px": res,
-                 "prepared": str(cfg.data.prepared)}
+    patients = [r.get("patient_id") or r["image_id"] for r in rows]
+    held = None if heldout_patients is None else np.isin(patients, list(heldout_patients))
+    out: dict = {"model": name, "n_films": int(stage.size), "resolution_px": res, "prepared": str(prepared)}
 
     def segmenter(run):
         unet, _, _ = load_run_model(run)
@@ -372,11 +397,19 @@ def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, clas
     if name == "unet":
         seg = segmenter(run_dir)
         pred = np.concatenate([seg(images01[i:i + 64]) for i in range(0, stage.size, 64)])
-        dice, iou = dice_iou(pred, lesion)
-        has = lesion.reshape(stage.size, -1).any(1)
-        out.update(note="films include the U-Net's training films (optimistic)", dice=summarize(dice),
-                   iou=summarize(iou), n_lesion_films=int(has.sum()),
-                   dice_lesion_films=summarize(dice[has]) if has.any() else None)
+
+        def scores(m):
+            dice, iou = dice_iou(pred[m], lesion[m])
+            has = lesion[m].reshape(int(m.sum()), -1).any(1)
+            return dict(n=int(m.sum()), dice=summarize(dice), iou=summarize(iou), n_lesion_films=int(has.sum()),
+                        dice_lesion_films=summarize(dice[has]) if has.any() else None,
+                        iou_lesion_films=summarize(iou[has]) if has.any() else None)
+
+        if held is None:
+            out.update(note="films include the U-Net's training films (optimistic)",
+                       **scores(np.ones(stage.size, bool)))
+        else:
+            out.update(heldout_patients=scores(held), training_patients=scores(~held))
         return out
     if name == "seg-cdcgan":
         def gen(m, s):
@@ -390,13 +423,11 @@ def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, clas
                        psnr_to_conditioning_image=summarize(psnr))
             out["note"] = "pass --segmenter RUN (a unet run) for the Dice of the U-Net on synthetic films"
             return out
-        out.update(evaluate_seg_cdcgan(gen, segmenter(segmenter_run), images01, lesion, seed=seed))
+        films = slice(None) if held is None else held
+        out.update(evaluate_seg_cdcgan(gen, segmenter(segmenter_run), images01[films], lesion[films], seed=seed))
         return out
-    rows = kept_rows(cfg.data.prepared)
-    patients = [r.get("patient_id") or r["image_id"] for r in rows]
     classes = list(getattr(model, "classes", stage.classes))
-    lookup = {i: classes.index(c) if c in classes else 0 for i, c in enumerate(stage.classes)}
-    labels = np.array([lookup[int(v)] for v in a["label"]], np.int32)
+    labels = remap_labels(a["label"], stage.classes, classes)
 
     def gen(b, l_, y):
         o = model.generate(None, {"breast_mask": tf.constant(b, tf.float32), "lesion_mask": tf.constant(l_, tf.float32),
@@ -404,5 +435,5 @@ def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, clas
         return (np.asarray(o) + 1.0) / 2.0
 
     out.update(evaluate_pix2pix(gen, images01, a["breast_mask"].astype(np.float32), lesion, labels, patients,
-                                classes, seed=seed, epochs=classifier_epochs))
+                                classes, seed=seed, epochs=classifier_epochs, heldout_patients=heldout_patients))
     return json.loads(json.dumps(out, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

@@ -4,7 +4,9 @@ A model module registers a builder with :func:`register_model`; the builder take
 run's :class:`~keras_mammo.config.Config` and returns a
 :class:`keras_mammo.training.gan.GAN` (a ``keras.Model`` that owns its networks).
 Model-specific settings (``model.params`` in the YAML) are validated against the
-dataclass given at registration, so a bad key names ``model.params.<key>``.
+dataclass given at registration, so a bad key names ``model.params.<key>``. The
+declarations (name, params dataclass, summary) are also readable without importing the
+model modules (and TensorFlow): :mod:`keras_mammo.models.catalog`, which the config asks.
 """
 from __future__ import annotations
 
@@ -12,20 +14,13 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
-from keras_mammo.errors import ConfigError
+from keras_mammo.models import catalog
+from keras_mammo.models.catalog import MODEL_MODULES
 
 _BUILDERS: dict[str, tuple[Callable, type | None, str]] = {}
 
-#: Modules that register models when imported (imported lazily, on first lookup).
-MODEL_MODULES = [
-    "keras_mammo.models.thesis_gan",
-    "keras_mammo.models.dcgan",
-    "keras_mammo.models.stylegan",
-    "keras_mammo.models.unet",
-    "keras_mammo.models.seg_cdcgan",
-    "keras_mammo.models.pix2pix",
-    "keras_mammo.models.fastgan",
-]
+__all__ = ["MODEL_MODULES", "DataInfo", "available_models", "build_model", "model_params", "model_summaries",
+           "register_model"]
 
 
 def register_model(name: str, params: type | None = None, summary: str = ""):
@@ -39,6 +34,7 @@ def register_model(name: str, params: type | None = None, summary: str = ""):
 
     def deco(builder):
         _BUILDERS[name] = (builder, params, summary)
+        catalog.declare(name, params, summary, builder.__module__)
         return builder
 
     return deco
@@ -62,19 +58,15 @@ def model_summaries() -> dict[str, str]:
 
 
 def model_params(cfg):
-    """The validated ``model.params`` dataclass for ``cfg.model.name`` (or None)."""
-    from keras_mammo.config import from_dict
+    """The validated ``model.params`` dataclass for ``cfg.model.name`` (or None).
 
+    Imports every model module, so the dataclass is the model's own (with its methods).
+
+    Raises:
+        ConfigError: unknown model name or bad ``model.params`` (naming the key).
+    """
     _load_all()
-    if cfg.model.name not in _BUILDERS:
-        raise ConfigError(f"model.name: {cfg.model.name!r} is not a registered model; allowed values: "
-                          f"{', '.join(sorted(_BUILDERS))}")
-    _, params_cls, _ = _BUILDERS[cfg.model.name]
-    if params_cls is None:
-        if cfg.model.params:
-            raise ConfigError(f"model.params: model {cfg.model.name!r} takes no params")
-        return None
-    return from_dict(params_cls, cfg.model.params, "model.params")
+    return catalog.validated_params(cfg.model.name, cfg.model.params)
 
 
 @dataclasses.dataclass

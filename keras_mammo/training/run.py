@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from keras_mammo.config import Config, dump_config, from_dict
+from keras_mammo.config import Config, dump_config, load_run_config  # noqa: F401 - load_run_config re-exported
 from keras_mammo.data.pipeline import (
     fixed_batch,
     kept_rows,
@@ -128,18 +128,6 @@ def build_run_model(cfg: Config, data_info: DataInfo) -> GAN:
     return model
 
 
-def load_run_config(run_dir: str | Path) -> Config:
-    """The resolved config stored in a run directory.
-
-    Raises:
-        DataError: no ``config.yaml`` in ``run_dir``.
-    """
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise DataError(f"{run_dir}: not a keras-mammo run directory (no config.yaml)")
-    return from_dict(Config, yaml.safe_load(path.read_text()))
-
-
 def load_data_info(run_dir: str | Path) -> DataInfo:
     path = Path(run_dir) / "data_info.json"
     return DataInfo(**json.loads(path.read_text())) if path.is_file() else DataInfo()
@@ -225,8 +213,13 @@ def check_trainable(cfg: Config, prepared_size: int | None = None) -> None:
                           f"images // batch_size")
 
 
-def _prepared_size(prepared: str | Path) -> int | None:
-    path = Path(prepared) / "dataset.json"
+def _prepared_size(cfg: Config) -> int | None:
+    """Side in pixels of the films the run will train on: the prepared dataset's
+    (None if it does not say), or ``data.size`` when :func:`_prepare_data` will prepare it."""
+    prepared = Path(cfg.data.prepared)
+    if not (prepared / "manifest.jsonl").is_file():
+        return cfg.data.size
+    path = prepared / "dataset.json"
     return int(json.loads(path.read_text())["size"]) if path.is_file() else None
 
 
@@ -244,7 +237,7 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
         DataError: missing/changed data, or a checkpoint that does not fit the model.
         TrainingDivergedError: a loss became NaN/Inf (the last good checkpoint is kept).
     """
-    check_trainable(cfg, _prepared_size(cfg.data.prepared))
+    check_trainable(cfg, _prepared_size(cfg))
     with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)):
         return _train(cfg, progress, callbacks)
 
@@ -261,7 +254,6 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     previous_config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else None
     write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
     rows = _prepare_data(cfg, run_dir, progress)
-    check_trainable(cfg, _prepared_size(cfg.data.prepared))
 
     t = cfg.train
     policy = keras.mixed_precision.global_policy().name

@@ -3,8 +3,9 @@
 Does training a tumour / non-tumour classifier on generated patches help? The pipeline:
 
 1. :mod:`~keras_mammo.utility.patches`: tumour and non-tumour patches from one labelled
-   dataset, split by patient; the training split's tumour patches are the only data a
-   generator may be trained on.
+   dataset, split by patient (crop geometry in :mod:`~keras_mammo.utility.patch_geometry`);
+   :mod:`~keras_mammo.utility.patchset` reads and writes the patch-set directory, whose
+   training split's tumour patches are the only data a generator may be trained on.
 2. :mod:`~keras_mammo.utility.generated`: generated tumour patches (a folder, or a run /
    SavedModel to generate from; or train the generator here) and the check that the
    generator never saw a test-split patient.

@@ -36,7 +36,7 @@ import numpy as np
 
 from keras_mammo.errors import DataError
 from keras_mammo.utility.classifier import DEFAULT_C_GRID, METRICS, classification_metrics, fit_linear_svm
-from keras_mammo.utility.patches import NON_TUMOUR, TEST, TRAIN, TUMOUR, DataLeakageError
+from keras_mammo.utility.patchset import NON_TUMOUR, TEST, TRAIN, TUMOUR, DataLeakageError
 
 #: Thesis Experiment 2: 100 of 400 tumour training images replaced by generated ones.
 THESIS_REPLACE_FRACTION = 0.25

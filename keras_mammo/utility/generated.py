@@ -5,7 +5,7 @@ comparison to mean anything, the generator must not have seen the classifier's t
 images: a generator trained on test lesions can hand their appearance to the classifier.
 keras-mammo therefore trains the patch generator on the patch set's ``generator_train/``
 folder (the training split's tumour patches and nothing else, see
-:func:`keras_mammo.utility.patches.write_generator_training_set`) and checks, wherever
+:func:`keras_mammo.utility.patchset.write_generator_training_set`) and checks, wherever
 the information exists, that a generator's training data holds no test patient:
 
 - a run directory lists the rows it trained on in ``dataset_manifest.jsonl``;
@@ -24,7 +24,7 @@ import numpy as np
 
 from keras_mammo.data.io import IMAGE_SUFFIXES
 from keras_mammo.errors import DataError
-from keras_mammo.utility.patches import (
+from keras_mammo.utility.patchset import (
     GENERATOR_TRAIN_DIR,
     TRAIN,
     TUMOUR,

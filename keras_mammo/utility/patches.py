@@ -27,20 +27,12 @@ Why the split is by patient: MIAS films come in left/right pairs of one patient
 (mdb001/mdb002, ...); a CBIS-DDSM patient has CC and MLO views of the same lesion. A
 split by patch would put the same lesion or breast in both splits.
 
-The output directory::
-
-    <out>/images/<patch_id>.png      16-bit greyscale, size × size, 0..65535 ↔ [0, 1]
-    <out>/manifest.jsonl             one JSON object per patch (see Patch.manifest_row)
-    <out>/patches.json               options, counts per split and class, split patients
-    <out>/generator_train/           the TRAINING split's tumour patches only, in the same
-                                     format: the one set a generator may be trained on
+The directory it writes is described in :mod:`keras_mammo.utility.patchset`; the
+crop geometry lives in :mod:`keras_mammo.utility.patch_geometry`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -49,17 +41,28 @@ import numpy as np
 
 from keras_mammo.data.datasets import SourceRecord
 from keras_mammo.errors import ConfigError, DataError
+from keras_mammo.utility.patch_geometry import crop_square, film_rng, roi_center_radius, sample_tissue_centres
+from keras_mammo.utility.patchset import (
+    CLASSES,
+    GENERATOR_TRAIN_DIR,
+    NON_TUMOUR,
+    TEST,
+    TRAIN,
+    TUMOUR,
+    DataLeakageError,
+    PatchSet,
+    check_no_test_leakage,
+    counts,
+    write_generator_training_set,
+    write_manifest,
+)
 
-TUMOUR = "tumour"
-NON_TUMOUR = "non-tumour"
-CLASSES = (NON_TUMOUR, TUMOUR)  # label 0, label 1 for the classifier
-TRAIN, TEST = "train", "test"
-GENERATOR_TRAIN_DIR = "generator_train"
-
-
-class DataLeakageError(DataError):
-    """A test-split image (or patient) would reach a generator's or classifier's training data."""
-
+__all__ = [  # the cutting and splitting here, and the patch-set names from patch_geometry / patchset
+    "CLASSES", "GENERATOR_TRAIN_DIR", "NON_TUMOUR", "TEST", "TRAIN", "TUMOUR", "DataLeakageError", "Patch",
+    "PatchOptions", "PatchSet", "check_no_test_leakage", "counts", "crop_square", "extract_patches",
+    "film_patches", "roi_center_radius", "sample_tissue_centres", "split_by_patient",
+    "write_generator_training_set", "write_patch_set",
+]
 
 @dataclasses.dataclass
 class PatchOptions:
@@ -174,126 +177,6 @@ class Patch:
         }
 
 
-# --------------------------------------------------------------------------- cropping
-
-
-def crop_square(pixels: np.ndarray, center: tuple[float, float], side: int, out_size: int
-                ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Crop a ``side`` × ``side`` square centred on ``center`` and resize it to ``out_size``.
-
-    The box is shifted to lie inside the film when the film is large enough (a lesion at
-    the edge is then off-centre but whole); otherwise the outside is zero-padded.
-    Shrinking uses area interpolation, enlarging bilinear.
-
-    Args:
-        pixels: ``(H, W) float32`` in ``[0, 1]``.
-        center: ``(row, col)`` in pixels.
-        side: crop side in pixels, ≥ 1.
-        out_size: output side in pixels.
-
-    Returns:
-        ``((out_size, out_size) float32 in [0, 1], (row0, col0, row1, col1))``, the box
-        in ``pixels``' coordinates, end-exclusive.
-    """
-    import cv2
-
-    h, w = pixels.shape
-    side = int(max(1, round(side)))
-    r0 = int(round(center[0] - side / 2))
-    c0 = int(round(center[1] - side / 2))
-    if side <= h:
-        r0 = min(max(r0, 0), h - side)
-    if side <= w:
-        c0 = min(max(c0, 0), w - side)
-    out = np.zeros((side, side), np.float32)
-    sr0, sc0 = max(r0, 0), max(c0, 0)
-    sr1, sc1 = min(r0 + side, h), min(c0 + side, w)
-    out[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = pixels[sr0:sr1, sc0:sc1]
-    if side != out_size:
-        interp = cv2.INTER_AREA if side > out_size else cv2.INTER_LINEAR
-        out = cv2.resize(out, (out_size, out_size), interpolation=interp)
-    return np.clip(out, 0.0, 1.0).astype(np.float32), (r0, c0, r0 + side, c0 + side)
-
-
-def roi_center_radius(roi_mask: np.ndarray, film_shape: tuple[int, int]) -> tuple[tuple[float, float], float] | None:
-    """Centre ``(row, col)`` and radius (half the longer side) of an ROI mask's bounding box.
-
-    CBIS-DDSM ROI masks are sometimes stored at a different size than their film; the box
-    is then scaled to ``film_shape``.
-
-    Args:
-        roi_mask: ``(h, w)`` array, non-zero (> 0.5 of its maximum) inside the lesion.
-        film_shape: ``(H, W)`` of the film the mask belongs to.
-
-    Returns:
-        ``((row, col), radius)`` in film pixels, or ``None`` for an empty mask.
-    """
-    m = np.asarray(roi_mask, np.float32)
-    if m.max() <= 0:
-        return None
-    inside = m > 0.5 * float(m.max())
-    rows = np.flatnonzero(inside.any(axis=1))
-    cols = np.flatnonzero(inside.any(axis=0))
-    sy, sx = film_shape[0] / m.shape[0], film_shape[1] / m.shape[1]
-    r0, r1 = rows[0] * sy, (rows[-1] + 1) * sy
-    c0, c1 = cols[0] * sx, (cols[-1] + 1) * sx
-    return ((r0 + r1) / 2.0, (c0 + c1) / 2.0), max(r1 - r0, c1 - c0) / 2.0
-
-
-def _film_rng(seed: int, image_id: str) -> np.random.Generator:
-    """A generator that depends only on the seed and the film (not on the film order)."""
-    return np.random.default_rng([int(seed), zlib.crc32(image_id.encode())])
-
-
-def sample_tissue_centres(mask: np.ndarray, side: int, k: int, rng: np.random.Generator,
-                          min_tissue: float = 0.95, exclude: np.ndarray | None = None
-                          ) -> list[tuple[int, int, float]]:
-    """Sample up to ``k`` non-overlapping ``side``-pixel squares of breast tissue.
-
-    A square is eligible when it lies inside the film, at least ``min_tissue`` of its
-    pixels are inside ``mask``, and it does not touch ``exclude`` (lesion discs).
-    Candidate squares are found with a box filter of the mask (one pass, O(H·W)).
-
-    Args:
-        mask: ``(H, W) bool`` breast mask.
-        side: square side in pixels.
-        k: number of squares wanted.
-        rng: NumPy generator (the result depends only on it and the inputs).
-        min_tissue: minimum inside fraction, ``[0, 1]``.
-        exclude: optional ``(H, W) bool``; squares touching it are not eligible.
-
-    Returns:
-        ``[(row_centre, col_centre, tissue_fraction), ...]`` (fewer than ``k`` when the
-        breast is too small); the square is rows ``row_centre - side//2`` … ``+ side``.
-    """
-    import cv2
-
-    h, w = mask.shape
-    if side > h or side > w or k <= 0:
-        return []
-    frac = cv2.blur(mask.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
-    ok = frac >= min_tissue - 1e-6
-    half = side // 2
-    valid = np.zeros_like(ok)
-    valid[half:h - side + half + 1, half:w - side + half + 1] = True
-    ok &= valid
-    if exclude is not None and exclude.any():
-        touch = cv2.blur(exclude.astype(np.float32), (side, side), borderType=cv2.BORDER_CONSTANT)
-        ok &= touch <= 0
-    cand = np.flatnonzero(ok.ravel())
-    chosen: list[tuple[int, int, float]] = []
-    if cand.size == 0:
-        return chosen
-    order = rng.permutation(cand.size)
-    for idx in order[: 200 * k]:
-        r, c = divmod(int(cand[idx]), w)
-        if all(abs(r - r2) >= side or abs(c - c2) >= side for r2, c2, _ in chosen):
-            chosen.append((r, c, float(frac[r, c])))
-            if len(chosen) == k:
-                break
-    return chosen
-
-
 def _lesion_geometry(record: SourceRecord, film_shape: tuple[int, int], scale: float
                      ) -> list[tuple[int, object, tuple[float, float] | None, float | None]]:
     """``[(k, abnormality, centre, radius)]`` in scaled film pixels; centre None when unknown."""
@@ -373,7 +256,7 @@ def film_patches(record: SourceRecord, options: PatchOptions) -> tuple[list[Patc
                 r = int(round((radius or crop / 2) * options.lesion_margin))
                 cv2.circle(exclude, (int(round(center[1])), int(round(center[0]))), max(r, 1), 1, -1)
             exclude = exclude.astype(bool)
-        rng = _film_rng(options.seed, record.image_id)
+        rng = film_rng(options.seed, record.image_id)
         picks = sample_tissue_centres(mask, crop, options.normals_per_film, rng, options.min_tissue, exclude)
         if len(picks) < options.normals_per_film:
             notes.append(f"{record.image_id}: {len(picks)} of {options.normals_per_film} non-tumour patches "
@@ -439,7 +322,7 @@ def split_by_patient(patches: Sequence[Patch], test_fraction: float = 0.2, seed:
     return split
 
 
-# --------------------------------------------------------------------------- writing / reading
+# --------------------------------------------------------------------------- cutting all films, writing
 
 
 def extract_patches(records: Iterable[SourceRecord], options: PatchOptions | None = None,
@@ -474,23 +357,6 @@ def extract_patches(records: Iterable[SourceRecord], options: PatchOptions | Non
     return patches, notes
 
 
-def _write_manifest(path: Path, rows: Iterable[dict]) -> None:
-    from keras_mammo.utils import write_text_atomic
-
-    write_text_atomic(path, "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows))
-
-
-def counts(rows: Iterable[dict]) -> dict:
-    """``{split: {class: n, "patients": n}}`` of manifest rows."""
-    out: dict = {}
-    rows = list(rows)
-    for s in (TRAIN, TEST):
-        sub = [r for r in rows if r["split"] == s]
-        out[s] = {c: sum(r["class"] == c for r in sub) for c in CLASSES}
-        out[s]["patients"] = len({r["patient_id"] for r in sub})
-    return out
-
-
 def write_patch_set(patches: Sequence[Patch], out_dir: str | Path, options: PatchOptions,
                     source: dict | None = None, notes: Sequence[str] = ()) -> Path:
     """Write patches as a prepared-dataset directory plus the generator's training subset.
@@ -518,7 +384,7 @@ def write_patch_set(patches: Sequence[Patch], out_dir: str | Path, options: Patc
             raise DataError(f"patch {p.patch_id} has no pixels to write")
         write_png(out / "images" / f"{p.patch_id}.png", p.image, bits=16)
         rows.append(p.manifest_row())
-    _write_manifest(out / "manifest.jsonl", rows)
+    write_manifest(out / "manifest.jsonl", rows)
     summary = {
         "format": "keras-mammo patch set v1",
         "options": dataclasses.asdict(options),
@@ -533,128 +399,3 @@ def write_patch_set(patches: Sequence[Patch], out_dir: str | Path, options: Patc
         "note": f"all patches, test split included: train a generator on {GENERATOR_TRAIN_DIR}/ only"})
     write_generator_training_set(out, out / GENERATOR_TRAIN_DIR)
     return out
-
-
-class PatchSet:
-    """A patch-set directory written by :func:`write_patch_set`.
-
-    Attributes:
-        root: the directory.
-        rows: manifest objects, in file order.
-        info: the ``patches.json`` summary (empty dict if absent).
-
-    Raises:
-        DataError: no ``manifest.jsonl``, a malformed line, or a row without the keys
-            ``image_id``, ``patient_id``, ``class``, ``split``, ``image``.
-    """
-
-    REQUIRED = ("image_id", "patient_id", "class", "split", "image")
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        man = self.root / "manifest.jsonl"
-        if not man.is_file():
-            raise DataError(f"{man}: patch-set manifest not found (write one with `keras-mammo patches`)")
-        self.rows = []
-        for i, line in enumerate(man.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{man}:{i}: not JSON ({exc})") from exc
-            missing = [k for k in self.REQUIRED if k not in row]
-            if missing:
-                raise DataError(f"{man}:{i}: missing key(s) {missing}")
-            if row["class"] not in CLASSES or row["split"] not in (TRAIN, TEST):
-                raise DataError(f"{man}:{i}: class must be one of {CLASSES} and split train/test, "
-                                f"got {row['class']!r}/{row['split']!r}")
-            self.rows.append(row)
-        info = self.root / "patches.json"
-        self.info = json.loads(info.read_text()) if info.is_file() else {}
-        self._by_id = {r["image_id"]: r for r in self.rows}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def select(self, split: str | None = None, cls: str | None = None) -> list[dict]:
-        """Rows of one split and/or class, in manifest order."""
-        return [r for r in self.rows if (split is None or r["split"] == split) and (cls is None or r["class"] == cls)]
-
-    def test_patients(self) -> set[str]:
-        return {r["patient_id"] for r in self.rows if r["split"] == TEST}
-
-    def load_images(self, ids: Sequence[str] | None = None) -> np.ndarray:
-        """Read patches as ``(N, S, S) float32`` in ``[0, 1]`` (all patches when ``ids`` is None).
-
-        Raises:
-            DataError: unknown id, unreadable PNG, or patches of different sizes.
-        """
-        from keras_mammo.data.io import read_mammogram
-
-        ids = [r["image_id"] for r in self.rows] if ids is None else list(ids)
-        imgs = []
-        for i in ids:
-            if i not in self._by_id:
-                raise DataError(f"{self.root}: no patch {i!r} in the manifest")
-            imgs.append(read_mammogram(self.root / self._by_id[i]["image"]).pixels)
-        shapes = {im.shape for im in imgs}
-        if len(shapes) > 1:
-            raise DataError(f"{self.root}: patches have different sizes {sorted(shapes)}")
-        return np.stack(imgs).astype(np.float32) if imgs else np.zeros((0, 0, 0), np.float32)
-
-
-def write_generator_training_set(patch_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write the training split's tumour patches, and nothing else, as a prepared dataset.
-
-    This is the only data a generator used by the utility experiments may be trained on
-    (Rahali 2025, §3.6 trains the GAN on tumour images; here only the training split's,
-    so that no test image reaches the generator). The images are copied so that the
-    directory stands alone; its ``manifest.jsonl`` keeps the patch rows.
-
-    Returns:
-        ``out_dir``.
-
-    Raises:
-        DataLeakageError: a row of a test patient would be written (checked before writing).
-    """
-    ps = PatchSet(patch_dir)
-    out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    rows = ps.select(TRAIN, TUMOUR)
-    check_no_test_leakage(ps, rows, what=str(out))
-    for r in rows:
-        shutil.copyfile(ps.root / r["image"], out / r["image"])
-    _write_manifest(out / "manifest.jsonl", rows)
-    size = (ps.info.get("options") or {}).get("size")
-    if size is None and rows:
-        from keras_mammo.data.io import read_mammogram
-
-        size = read_mammogram(out / rows[0]["image"]).pixels.shape[0]
-    from keras_mammo.utils import write_json_atomic
-
-    write_json_atomic(out / "dataset.json", {
-        "size": None if size is None else int(size),
-        "source": f"keras-mammo patches: training-split tumour patches of {ps.root}",
-        "counts": {"tumour": len(rows), "patients": len({r['patient_id'] for r in rows})}})
-    return out
-
-
-def check_no_test_leakage(patch_set: PatchSet, rows: Iterable[dict], what: str = "training data") -> None:
-    """Raise if any row is a test-split patch or belongs to a test-split patient.
-
-    Args:
-        patch_set: the patch set whose test split must stay unseen.
-        rows: manifest-like objects with ``image_id`` and/or ``patient_id``.
-        what: names the data in the message.
-
-    Raises:
-        DataLeakageError: naming the offending image and patient.
-    """
-    test_ids = {r["image_id"] for r in patch_set.select(TEST)}
-    test_patients = patch_set.test_patients()
-    for r in rows:
-        if r.get("image_id") in test_ids or r.get("patient_id") in test_patients:
-            raise DataLeakageError(
-                f"{what}: {r.get('image_id')!r} (patient {r.get('patient_id')!r}) belongs to the held-out test "
-                f"split of {patch_set.root}; a generator or classifier must never see it")

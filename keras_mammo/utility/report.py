@@ -140,12 +140,36 @@ def markdown_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion_matrices(result: dict, path: str | Path) -> Path:
-    """One 2 × 2 matrix per experiment: mean counts per seed, row-normalized colour."""
+
+def _pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (imported only when plotting)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write atomically (format from the suffix) and close ``fig``; returns the path."""
+    import matplotlib.pyplot as plt
+
+    from keras_mammo.utils import atomic_path
+
+    path = Path(path)
+    fig.tight_layout()
+    try:
+        with atomic_path(path, durable=False) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_confusion_matrices(result: dict, path: str | Path) -> Path:
+    """One 2 × 2 matrix per experiment: mean counts per seed, row-normalized colour."""
+    plt = _pyplot()
 
     exps = list(result["experiments"].items())
     n = len(exps)
@@ -168,19 +192,12 @@ def plot_confusion_matrices(result: dict, path: str | Path) -> Path:
         ax.set_ylabel("true")
         ax.set_title(f"{e['spec']['title'][:34]}\nN test = {result['test']['n']}, {len(e['runs'])} seeds", fontsize=9)
     fig.suptitle("Confusion matrices (mean count per seed)", fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=120)
 
 
 def plot_roc_curves(result: dict, path: str | Path) -> Path:
     """ROC curve of every experiment: TPR averaged over seeds on a common FPR grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from keras_mammo.utility.classifier import roc_curve_points
 
@@ -201,11 +218,7 @@ def plot_roc_curves(result: dict, path: str | Path) -> Path:
     ax.set_title(f"ROC, real test set ({t['n_tumour']} + {t['n_non_tumour']}), {len(result['seeds'])} seeds",
                  fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=120)
 
 
 def plot_examples(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> Path:
@@ -214,10 +227,7 @@ def plot_examples(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> 
     Args:
         rows: ``{label: (N, H, W) float32 in [0, 1]}``; the first ``n`` of each are shown.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows)), squeeze=False)
     for r, (label, imgs) in enumerate(rows.items()):
@@ -227,11 +237,7 @@ def plot_examples(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> 
             if c < len(imgs):
                 ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_title(f"{label} (first {min(n, len(imgs))} of {len(imgs)})", fontsize=8, loc="left")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)
 
 
 def write_report(result: dict, out_dir: str | Path, figures: bool = True) -> dict[str, Path]:

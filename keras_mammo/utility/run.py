@@ -37,7 +37,7 @@ from keras_mammo.utility.experiments import (
     run_experiments,
     summarize,
 )
-from keras_mammo.utility.patches import NON_TUMOUR, TRAIN, TUMOUR, PatchSet
+from keras_mammo.utility.patchset import NON_TUMOUR, TRAIN, TUMOUR, PatchSet
 
 PROTOCOL = {
     "source": "Rahali 2025, §3.6 (Experiments 1–2, Tables 4.4–4.5), extended with augmentation and TSTR",
@@ -191,7 +191,7 @@ def run_utility(patch_dir: str | Path, out_dir: str | Path | None = None, backbo
 
 
 def _counts(ps: PatchSet) -> dict:
-    from keras_mammo.utility.patches import counts
+    from keras_mammo.utility.patchset import counts
 
     return counts(ps.rows)
 
