@@ -1,43 +1,18 @@
 """``keras-mammo train``."""
 from __future__ import annotations
 
-import ast
-import importlib.util
-
 import click
 
 from cli.common import note, parse_sets, quiet_option, user_errors
 
 
 def registered_model_summaries() -> dict[str, str]:
-    """``{name: summary}`` of the registered models, read from the model modules' source.
+    """``{name: summary}`` of the registered models, from :mod:`keras_mammo.models.catalog`
+    (the model modules' ``@register_model`` declarations read from source, so ``train
+    --help`` does not load TensorFlow, about 10 s)."""
+    from keras_mammo.models.catalog import declarations
 
-    The ``@register_model(name, params, summary)`` decorators are parsed, not imported,
-    so ``train --help`` does not load TensorFlow (about 10 s). A module that cannot be
-    parsed this way is skipped.
-    """
-    from keras_mammo.models.registry import MODEL_MODULES
-
-    out = {}
-    for mod in MODEL_MODULES:
-        spec = importlib.util.find_spec(mod)
-        if spec is None or not spec.origin:
-            continue
-        try:
-            with open(spec.origin, encoding="utf-8") as fh:
-                tree = ast.parse(fh.read())
-        except (OSError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register_model"):
-                continue
-            args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
-            kw = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
-            name = args[0] if args else kw.get("name")
-            summary = args[2] if len(args) > 2 else kw.get("summary", "")
-            if isinstance(name, str):
-                out[name] = summary or ""
-    return dict(sorted(out.items()))
+    return {name: d.summary or "" for name, d in declarations().items()}
 
 
 class _LazyHelpCommand(click.Command):
