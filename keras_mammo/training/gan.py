@@ -152,6 +152,27 @@ class GAN(keras.Model):
         """Images from latent vectors: ``(N, latent_dim)`` → ``(N, H, W, 1) float32`` in ``[-1, 1]``."""
         return self.generator(latents, training=False)
 
+    def generate_traced(self, latents, conditions: dict | None = None):
+        """:meth:`generate` through a cached ``tf.function`` (same images, no per-layer eager dispatch).
+
+        One function per stage (:meth:`stage_state`: a progressive model's resolution is
+        fixed at trace time), traced with ``reduce_retracing`` so every batch size shares
+        one graph. Variables are read when the function runs, so restored or EMA weights
+        assigned later are used. Pass tensors, not NumPy arrays or Python numbers, for
+        anything that changes between calls.
+
+        Args, returns, raises: as :meth:`generate`.
+        """
+        cache = self.__dict__.get("_generate_fns")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_generate_fns", cache)
+        key = repr(sorted(self.stage_state().items()))
+        fn = cache.get(key)
+        if fn is None:
+            fn = cache[key] = tf.function(self.generate, reduce_retracing=True)
+        return fn(latents, conditions)
+
     def sample(self, latents, batch: dict | None = None):
         """Images for sample grids: ``(N, H, W, 1) float32`` in ``[-1, 1]``.
 
