@@ -106,7 +106,7 @@ def test_batched_tf_resize_is_the_clean_pillow_resize(side):
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_inference_upsample_conv_equals_layer_path(precision):
-    """UpsampleConvBlock at inference (one transposed conv, BN folded) = upsample → conv → BN → ReLU."""
+    """UpsampleConvBlock at inference (2×2 convs at low resolution, BN folded) = upsample → conv → BN → ReLU."""
     import keras
 
     from keras_mammo.models.blocks import UpsampleConvBlock
@@ -114,16 +114,18 @@ def test_inference_upsample_conv_equals_layer_path(precision):
     keras.mixed_precision.set_global_policy(precision)
     try:
         block = UpsampleConvBlock(6, name="b")
-        x = np.random.default_rng(0).standard_normal((3, 5, 7, 4)).astype(np.float32)
+        x = np.random.default_rng(0).standard_normal((10, 5, 7, 4)).astype(np.float32)
         block(x, training=True)  # build, and move the BN statistics away from (0, 1)
         rng = np.random.default_rng(1)
         for v, lo in ((block.bn.gamma, 0.5), (block.bn.beta, -1), (block.bn.moving_mean, -1), (block.bn.moving_variance, 0.2)):
             v.assign(lo + rng.random(v.shape).astype(np.float32))
         fused = np.asarray(block(x, training=False), np.float32)
         layered = np.asarray(block.act(block.bn(block.conv(block.up(x)), training=False)), np.float32)
+        parts = np.concatenate([np.asarray(block(x[i:i + 3], training=False), np.float32) for i in range(0, 10, 3)])
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert fused.shape == (3, 10, 14, 6) and layered.std() > 0.1
+    assert fused.shape == (10, 10, 14, 6) and layered.std() > 0.1
+    np.testing.assert_array_equal(parts, fused)  # an image's result does not depend on its batch
     tol = 1e-5 if precision == "float32" else 5e-2
     np.testing.assert_allclose(fused, layered, atol=tol * np.abs(layered).max())
 

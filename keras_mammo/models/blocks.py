@@ -64,7 +64,7 @@ class UpsampleConvBlock(layers.Layer):
         self.act = layers.ReLU()
 
     def call(self, x, training=False):
-        if training is False and self.kernel_size == 3 and self.conv.built:  # inference: one transposed conv
+        if training is False and self.kernel_size == 3 and self.conv.built:  # inference: at low resolution
             return self.act(upsample_conv3x3(x, self.conv, self.bn))
         x = self.conv(self.up(x))
         if self.bn is not None:
@@ -77,28 +77,31 @@ class UpsampleConvBlock(layers.Layer):
 
 
 def upsample_conv3x3(x, conv, bn=None):
-    """``bn(conv(UpSampling2D(2, "nearest")(x)))`` as one stride-2 transposed convolution (inference).
+    """``bn(conv(UpSampling2D(2, "nearest")(x)))`` computed at the low resolution (inference).
 
     A nearest ×2 upsampling followed by a 3×3 ``"same"`` convolution gives each output
     pixel of phase ``(a, b)`` (row/column parity) a 2×2 combination of the *low-resolution*
-    input, with the 3×3 taps summed pairwise: rows ``(w0, w1 + w2)`` for even and
-    ``(w0 + w1, w2)`` for odd output rows, and likewise for columns. That is a 4×4,
-    stride-2 transposed convolution with kernel rows ``[w2, w1 + w2, w0 + w1, w0]``
-    (sub-pixel convolution, Shi et al. 2016, §2.2): 4 instead of 9 multiply-adds per
-    output pixel and channel, and the 4× larger upsampled tensor is never built.
-    Inference-mode batch normalization (moving statistics) is folded into the kernel and
-    a bias. The result equals the layer-by-layer path up to float rounding (about 1e-6
-    of the output's scale in float32; bfloat16 rounds the folded kernel once).
+    input, with the 3×3 taps summed pairwise: rows ``(w0, w1 + w2)`` at offsets
+    ``(−1, 0)`` for even and ``(w0 + w1, w2)`` at ``(0, +1)`` for odd output rows, and
+    likewise for columns (sub-pixel convolution, Shi et al. 2016, §2.2). So four 2×2
+    convolutions of the zero-padded input, interleaved with ``depth_to_space``, replace
+    the upsampling and the 3×3 convolution: 4 instead of 9 multiply-adds per output
+    pixel and channel, and the 4× larger upsampled tensor is never built. Inference-mode
+    batch normalization (moving statistics) is folded into the kernels and a bias. Each
+    image's result does not depend on the batch it is in (forward convolutions only; a
+    transposed convolution would be equivalent but is not batch-invariant on oneDNN), and
+    equals the layer-by-layer path up to float rounding (about 1e-6 of the output's scale
+    in float32; bfloat16 rounds the folded kernels once).
 
     Args:
         x: ``(N, H, W, C_in)`` in the conv's compute dtype.
-        conv: a built ``Conv2D`` with a 3×3 kernel, stride 1, ``"same"`` padding,
-            no dilation, no groups, channels last, linear activation.
+        conv: a built ``Conv2D`` (3×3 kernel, stride 1, ``"same"`` padding, no dilation,
+            no groups, channels last, linear activation; anything else takes the
+            layer-by-layer path).
         bn: optional ``BatchNormalization`` applied after ``conv`` (inference statistics).
 
     Returns:
-        ``(N, 2H, 2W, filters)`` in ``x``'s dtype. Any other conv configuration takes
-        the layer-by-layer path.
+        ``(N, 2H, 2W, filters)`` in ``x``'s dtype.
     """
     import tensorflow as tf
 
@@ -115,13 +118,16 @@ def upsample_conv3x3(x, conv, bn=None):
         inv = tf.cast(bn.gamma, tf.float32) * tf.math.rsqrt(tf.cast(bn.moving_variance, tf.float32) + bn.epsilon)
         k = k * inv
         bias = (bias - tf.cast(bn.moving_mean, tf.float32)) * inv + tf.cast(bn.beta, tf.float32)
-    rows = tf.stack([k[2], k[1] + k[2], k[0] + k[1], k[0]])                    # (4, 3, C_in, C_out)
-    k4 = tf.stack([rows[:, 2], rows[:, 1] + rows[:, 2], rows[:, 0] + rows[:, 1], rows[:, 0]], axis=1)
-    k4 = tf.transpose(k4, [0, 1, 3, 2])                                        # (4, 4, C_out, C_in)
-    shape = tf.shape(x)
-    y = tf.nn.conv2d_transpose(x, tf.cast(k4, x.dtype), tf.stack([shape[0], 2 * shape[1], 2 * shape[2], conv.filters]),
-                               strides=2, padding="SAME")
-    return tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+    bias = tf.cast(bias, x.dtype)
+    h, w = tf.shape(x)[1], tf.shape(x)[2]
+    xp = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    phases = []
+    for a, rows in enumerate((tf.stack([k[0], k[1] + k[2]]), tf.stack([k[0] + k[1], k[2]]))):   # (2, 3, C_in, C_out)
+        for b, k2 in enumerate((tf.stack([rows[:, 0], rows[:, 1] + rows[:, 2]], axis=1),
+                                tf.stack([rows[:, 0] + rows[:, 1], rows[:, 2]], axis=1))):   # (2, 2, C_in, C_out)
+            y = tf.nn.conv2d(xp[:, a:a + h + 1, b:b + w + 1], tf.cast(k2, x.dtype), 1, "VALID")  # (N, H, W, C_out)
+            phases.append(tf.nn.bias_add(y, bias))
+    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)                # phase (a, b) → pixel (2i+a, 2j+b)
 
 
 @keras.saving.register_keras_serializable("keras_mammo")
