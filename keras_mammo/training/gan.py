@@ -54,10 +54,27 @@ def _with_training_hooks(train_step):
             logs = train_step(self, data)
         finally:
             object.__setattr__(self, "_in_train_step", False)
-        return {**logs, **self._after_train_step(data)}
+        return _multi_worker_logs({**logs, **self._after_train_step(data)})
 
     step._with_training_hooks = True
     return step
+
+
+def _multi_worker_logs(logs: dict) -> dict:
+    """Under ``MultiWorkerMirroredStrategy`` with several workers, scalar logs as shape ``(1,)``.
+
+    Keras 3.15's ``fit`` reduces step outputs across workers with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars ("Invalid reduction
+    dimension 0 for input with 0 dimensions"; keras-team/keras#20585). With shape ``(1,)``
+    the reduction is the mean over all replicas, a scalar again, and every worker logs
+    the same global value. Elsewhere the logs are returned unchanged.
+    """
+    strategy = tf.distribute.get_strategy()
+    multi = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    if not multi:
+        return logs
+    return {k: tf.reshape(tf.cast(v, tf.float32), [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v
+            for k, v in logs.items()}
 
 
 class GAN(keras.Model):
@@ -106,6 +123,19 @@ class GAN(keras.Model):
         self.latent_dim = int(latent_dim)
         self.seed = int(seed)
         self.resolution = None
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skip Keras' symbolic build when every layer is built (:meth:`build_networks` ran).
+
+        Under ``MultiWorkerMirroredStrategy`` Keras 3 (3.15) tries to ``reduce`` the first
+        distributed batch, a ``PerReplica`` wrapping the batch dict, and fails ("Attempt to
+        convert a value (PerReplica:{0: {...}}) with an unsupported type (dict)";
+        keras-team/keras#20585). A GAN compiles no Keras loss, metrics or optimizer, so the
+        symbolic build has nothing to create once the networks are built.
+        """
+        if self.built and all(layer.built for layer in self._flatten_layers()):
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # --- optimizers -------------------------------------------------------------------
     def compile(self, g_optimizer, d_optimizer, **kwargs):
