@@ -159,3 +159,17 @@ def test_resize_filter_properties():
 def test_bad_inputs_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         inc.prepare_inception_input(bad)
+
+
+def test_bfloat16_network_is_opt_in_and_close(fid_model, mias_dir):
+    """precision="bfloat16": a separate cached model, float features near the float32 ones."""
+    films = _mias_films(mias_dir, ["mdb010", "mdb311"], 299)
+    fast = inc.load_fid_inception(precision="bfloat16")
+    assert fast is not fid_model and inc.load_fid_inception() is fid_model
+    ref = inc.inception_features(films, progress=False, model=fid_model)
+    got = inc.inception_features(films, progress=False, precision="bfloat16")
+    assert got.dtype == np.float64 and got.shape == ref.shape
+    diff = np.abs(got - ref).max()
+    assert 0 < diff <= 0.05 * np.abs(ref).max()   # bfloat16 rounding, not a different network
+    with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
+        inc.load_fid_inception(precision="float16")

@@ -66,7 +66,8 @@ from keras_mammo.metrics.inception_weights import (  # noqa: F401
 # --------------------------------------------------------------------------- features
 
 
-def inception_features(images, batch_size: int = 32, progress: bool = True, model=None) -> np.ndarray:
+def inception_features(images, batch_size: int = 32, progress: bool = True, model=None,
+                       precision: str = "float32") -> np.ndarray:
     """pool_3 features of the FID Inception network.
 
     Args:
@@ -78,6 +79,8 @@ def inception_features(images, batch_size: int = 32, progress: bool = True, mode
         batch_size: images per forward pass.
         progress: show a tqdm progress bar (images).
         model: a network from :func:`load_fid_inception` (default: that).
+        precision: when ``model`` is None: ``"float32"`` (reference) or ``"bfloat16"``
+            (about 3× faster on AMX CPUs; opt-in, see :func:`load_fid_inception`).
 
     Returns:
         ``(N, 2048) float64``, non-negative.
@@ -88,7 +91,7 @@ def inception_features(images, batch_size: int = 32, progress: bool = True, mode
     """
     from tqdm.auto import tqdm
 
-    model = model if model is not None else load_fid_inception()
+    model = model if model is not None else load_fid_inception(precision=precision)
     seq = _as_sequence(images)
     n = len(seq)
     feats = np.zeros((n, FEATURE_DIM), np.float64)

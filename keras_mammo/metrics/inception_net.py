@@ -167,7 +167,7 @@ def _compiled_forward(model):
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), input_signature=[spec])
 
 
 def _predict(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:

@@ -319,7 +319,8 @@ def convert_fid_inception(
         os.replace(side, _sidecar(dest))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    _MODELS.pop(str(dest.resolve()), None)      # a model loaded from the old file is stale
+    for k in [k for k in _MODELS if k == str(dest.resolve()) or k.startswith(str(dest.resolve()) + ":")]:
+        _MODELS.pop(k, None)                    # a model loaded from the old file is stale
     say(f"saved {dest} (sha256 {info['sha256']})")
     return info
 
@@ -364,7 +365,7 @@ _MODELS: dict[str, object] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _load(path: Path, directory: str | Path | None):
+def _load(path: Path, directory: str | Path | None, precision: str = "float32"):
     if not _check_cached(path):
         if path.is_file():
             reason = f"{path} does not match the sha256 recorded in {_sidecar(path).name}"
@@ -375,13 +376,20 @@ def _load(path: Path, directory: str | Path | None):
         convert_fid_inception(directory=directory)
         if not _check_cached(path):
             raise FIDWeightsError(f"{path}: converted weights fail their sha256 check")
-    model = build_fid_inception()
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        model = build_fid_inception()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     model.load_weights(path)
     model.trainable = False
     return model
 
 
-def load_fid_inception(directory: str | Path | None = None):
+def load_fid_inception(directory: str | Path | None = None, precision: str = "float32"):
     """The FID Inception network as a ``keras.Model``, loaded from the user cache.
 
     Converts (and verifies) the weights first when they are not cached and torch is
@@ -390,6 +398,11 @@ def load_fid_inception(directory: str | Path | None = None):
 
     Args:
         directory: cache root; default :func:`cache_dir`.
+        precision: ``"float32"`` (the reference), or ``"bfloat16"``: the same weights run
+            with bfloat16 compute (``mixed_bfloat16``), about 3× faster on CPUs with
+            AMX/AVX512_BF16. Opt-in: features differ by up to ~0.14 (of ≤ 4.1) from float32;
+            FID of 161 vs 161 MIAS films moved by 0.063 % (58.742 → 58.779), KID within its
+            standard deviation (2026-11-29, one pair of sets; README *Benchmarks*).
 
     Returns:
         ``keras.Model`` mapping ``(N, 299, 299, 3) float32`` in [-1, 1]
@@ -399,11 +412,13 @@ def load_fid_inception(directory: str | Path | None = None):
         FIDWeightsError: the weights are not cached (or fail their sha256 check) and
             cannot be converted here; the message says what to install.
     """
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
     path = weights_path(directory)
-    key = str(path.resolve())
+    key = str(path.resolve()) + ("" if precision == "float32" else ":" + precision)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = _load(path, directory)
+            _MODELS[key] = _load(path, directory, precision)
         return _MODELS[key]
 
 
