@@ -400,7 +400,7 @@ def load_fid_inception(directory: str | Path | None = None, precision: str = "fl
         directory: cache root; default :func:`cache_dir`.
         precision: ``"float32"`` (the reference), or ``"bfloat16"``: the same weights run
             with bfloat16 compute (``mixed_bfloat16``), about 3× faster on CPUs with
-            AMX/AVX512_BF16. Opt-in: features differ by up to ~0.14 (of ≤ 4.1) from float32;
+            AMX/AVX512_BF16. Opt-in: features differ by up to ~0.2 (of ≤ 4.1) from float32;
             FID of 161 vs 161 MIAS films moved by 0.063 % (58.742 → 58.779), KID within its
             standard deviation (2026-11-29, one pair of sets; README *Benchmarks*).
 
