@@ -1,21 +1,30 @@
 """Generation throughput (images/s) from a run and from its SavedModel.
 
     python bench/bench_generate.py [--resolutions 64,128,256] [--batches 1,64] [--images 256]
-                                   [--json out.json]
+                                   [--reps 1] [--compare] [--json out.json]
 
 For each resolution a thesis-GAN run is trained for one step on MIAS (weights do not
 matter for speed) and exported. Then, per batch size, after one warm-up call:
 
 - ``run``: the run's model restored from its checkpoint (``load_run_model``), images from
-  ``model.generate`` as ``keras_mammo.generate.generate_images`` calls it;
+  ``model.generate_traced`` as ``keras_mammo.generate.generate_images`` calls it;
 - ``savedmodel``: ``tf.saved_model.load`` of the export, its ``serving_default``
   signature (``latent`` → uint8 ``images``), as TF Serving runs it.
 
-The 1-minute load average is printed beside every figure.
+``--compare`` adds, in the same process and interleaved with them (``--reps`` rounds):
+
+- ``run_eager_layers``: the path before issue 10's generation work: ``model.generate``
+  called eagerly, upsampling and 3×3 convolution layer by layer;
+- ``run_traced_layers``: traced, but layer by layer (isolates the two changes);
+- ``savedmodel_layers``: a second export traced layer by layer.
+
+Each figure is given per wall-clock second and per CPU-second of the process (steadier on a
+shared machine); the 1-minute load average is printed beside every figure.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -30,13 +39,38 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def rate(fn, batch: int, images: int) -> float:
+def rate(fn, batch: int, images: int) -> tuple[float, float]:
+    """``(images per wall-clock second, images per CPU-second of this process)``.
+
+    On a shared machine the second is the steadier figure (it does not count time the
+    process waited for a core); on an idle one, wall-clock ≈ CPU-seconds / cores used.
+    """
     fn()  # warm-up (tracing)
     calls = max(2, -(-images // batch))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(calls):
         fn()
-    return calls * batch / (time.perf_counter() - t0)
+    return calls * batch / (time.perf_counter() - t0), calls * batch / (time.process_time() - c0)
+
+
+@contextlib.contextmanager
+def layer_path():
+    """Within the block, ``UpsampleConvBlock`` upsamples then convolves at inference (the old path)."""
+    from keras_mammo.models import blocks
+
+    orig = blocks.UpsampleConvBlock.call
+
+    def call(self, x, training=False):
+        x = self.conv(self.up(x))
+        if self.bn is not None:
+            x = self.bn(x, training=training)
+        return self.act(x)
+
+    blocks.UpsampleConvBlock.call = call
+    try:
+        yield
+    finally:
+        blocks.UpsampleConvBlock.call = orig
 
 
 def main() -> None:
@@ -45,6 +79,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--images", type=int, default=256, help="images timed per figure (at least 2 calls)")
     ap.add_argument("--prepared", default=str(Path(tempfile.gettempdir()) / "keras-mammo-bench-mias" / "256"))
+    ap.add_argument("--reps", type=int, default=1, help="rounds over the sources (interleaved)")
+    ap.add_argument("--compare", action="store_true", help="also time the layer-by-layer and eager paths")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import numpy as np
@@ -67,19 +103,37 @@ def main() -> None:
             train(cfg, progress=False)
             version = export_model(run, Path(tmp) / "saved", f"bench{res}", 1)
             model, cfg, _ = load_run_model(run)
-            loaded = tf.saved_model.load(str(version))
-            serve = loaded.signatures["serving_default"]
+            serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+            if args.compare:
+                with layer_path():
+                    old = export_model(run, Path(tmp) / "saved", f"layers{res}", 1)
+                    old_model, _, _ = load_run_model(run)
+                    spec = tf.TensorSpec([None, cfg.model.latent_dim], tf.float32)
+                    traced_old = tf.function(old_model.generate, input_signature=[spec]).get_concrete_function()
+                serve_old = tf.saved_model.load(str(old)).signatures["serving_default"]
+
+            def eager_layers(z):
+                with layer_path():
+                    return np.asarray(old_model.generate(z))
+
             for batch in [int(b) for b in args.batches.split(",")]:
                 z = tf.constant(np.random.default_rng(0).standard_normal((batch, cfg.model.latent_dim), np.float32))
-                for source, fn in (("run", lambda z=z: np.asarray(model.generate(z))),
-                                   ("savedmodel", lambda z=z: serve(latent=z)["images"].numpy())):
-                    before = loadavg()
-                    ips = rate(fn, batch, args.images)
-                    row = {"resolution": res, "batch": batch, "source": source, "images_per_second": round(ips, 1),
-                           "load_before": before, "load_after": loadavg()}
-                    rows.append(row)
-                    print(f"{res:>4} px  batch {batch:>3}  {source:<10} {ips:8.1f} images/s   load {before}",
-                          flush=True)
+                sources = [("run", lambda z=z: np.asarray(model.generate_traced(z))),
+                           ("savedmodel", lambda z=z: serve(latent=z)["images"].numpy())]
+                if args.compare:
+                    sources += [("run_eager_layers", lambda z=z: eager_layers(z)),
+                                ("run_traced_layers", lambda z=z: np.asarray(traced_old(z))),
+                                ("savedmodel_layers", lambda z=z: serve_old(latent=z)["images"].numpy())]
+                for rep in range(args.reps):
+                    for source, fn in sources:
+                        before = loadavg()
+                        ips, ipc = rate(fn, batch, args.images)
+                        row = {"resolution": res, "batch": batch, "source": source, "rep": rep,
+                               "images_per_second": round(ips, 1), "images_per_cpu_second": round(ipc, 1),
+                               "load_before": before, "load_after": loadavg()}
+                        rows.append(row)
+                        print(f"{res:>4} px  batch {batch:>3}  {source:<18} {ips:8.1f} images/s "
+                              f"{ipc:8.1f} images/CPU-s   load {before}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "command": " ".join(sys.argv)}, indent=1))
 

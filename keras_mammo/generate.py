@@ -79,8 +79,8 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
         if conditions is None and model.inputs_needed:
             conditions = run_conditions(cfg, model, n)
         for i in range(0, n, batch_size):
-            cond = None if conditions is None else {k: v[i:i + batch_size] for k, v in conditions.items()}
-            yield i, from_model_range(model.generate(tf.constant(z[i:i + batch_size]), cond))
+            cond = None if conditions is None else {k: tf.constant(v[i:i + batch_size]) for k, v in conditions.items()}
+            yield i, from_model_range(model.generate_traced(tf.constant(z[i:i + batch_size]), cond))
         return
     path = _latest_version(source)
     loaded = tf.saved_model.load(str(path))

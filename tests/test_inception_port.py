@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_mammo.metrics import inception as inc
+from keras_mammo.metrics import inception_weights
 
 
 def _torchscript_or_skip():
@@ -88,7 +89,7 @@ def test_convert_into_fresh_cache_then_load_without_torch(fid_model, mias_dir, t
     assert json.loads(wfile.with_name(wfile.name + ".json").read_text())["sha256"] == info["sha256"]
     # Offline: torch cannot be imported, the cached file is enough.
     monkeypatch.setitem(sys.modules, "torch", None)
-    monkeypatch.setattr(inc, "torch_available", lambda: False)
+    monkeypatch.setattr(inception_weights, "torch_available", lambda: False)
     fresh = inc.load_fid_inception(tmp_path)
     assert fresh is not fid_model and inc.load_fid_inception(tmp_path) is fresh
     a = inc.inception_features(films, progress=False, model=fresh)
@@ -97,7 +98,7 @@ def test_convert_into_fresh_cache_then_load_without_torch(fid_model, mias_dir, t
 
 
 def test_missing_or_corrupt_weights_without_torch_say_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(inc, "torch_available", lambda: False)
+    monkeypatch.setattr(inception_weights, "torch_available", lambda: False)
     with pytest.raises(inc.FIDWeightsError, match=r"pip install torch==2\.13\.0"):
         inc.load_fid_inception(tmp_path)
     wfile = inc.weights_path(tmp_path)
@@ -158,3 +159,17 @@ def test_resize_filter_properties():
 def test_bad_inputs_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         inc.prepare_inception_input(bad)
+
+
+def test_bfloat16_network_is_opt_in_and_close(fid_model, mias_dir):
+    """precision="bfloat16": a separate cached model, float features near the float32 ones."""
+    films = _mias_films(mias_dir, ["mdb010", "mdb311"], 299)
+    fast = inc.load_fid_inception(precision="bfloat16")
+    assert fast is not fid_model and inc.load_fid_inception() is fid_model
+    ref = inc.inception_features(films, progress=False, model=fid_model)
+    got = inc.inception_features(films, progress=False, precision="bfloat16")
+    assert got.dtype == np.float64 and got.shape == ref.shape
+    diff = np.abs(got - ref).max()
+    assert 0 < diff <= 0.05 * np.abs(ref).max()   # bfloat16 rounding, not a different network
+    with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
+        inc.load_fid_inception(precision="float16")

@@ -102,3 +102,51 @@ def test_batched_tf_resize_is_the_clean_pillow_resize(side):
     assert batched.shape == (3, 299, 299, 1) and batched.dtype == np.float32
     for i in range(3):
         assert np.abs(batched[i, ..., 0] - resize_299(imgs[i, ..., 0])).max() <= 0.01
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_inference_upsample_conv_equals_layer_path(precision):
+    """UpsampleConvBlock at inference (2×2 convs at low resolution, BN folded) = upsample → conv → BN → ReLU."""
+    import keras
+
+    from keras_mammo.models.blocks import UpsampleConvBlock
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        block = UpsampleConvBlock(6, name="b")
+        x = np.random.default_rng(0).standard_normal((10, 5, 7, 4)).astype(np.float32)
+        block(x, training=True)  # build, and move the BN statistics away from (0, 1)
+        rng = np.random.default_rng(1)
+        for v, lo in ((block.bn.gamma, 0.5), (block.bn.beta, -1), (block.bn.moving_mean, -1), (block.bn.moving_variance, 0.2)):
+            v.assign(lo + rng.random(v.shape).astype(np.float32))
+        fused = np.asarray(block(x, training=False), np.float32)
+        layered = np.asarray(block.act(block.bn(block.conv(block.up(x)), training=False)), np.float32)
+        parts = np.concatenate([np.asarray(block(x[i:i + 3], training=False), np.float32) for i in range(0, 10, 3)])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert fused.shape == (10, 10, 14, 6) and layered.std() > 0.1
+    np.testing.assert_array_equal(parts, fused)  # an image's result does not depend on its batch
+    tol = 1e-5 if precision == "float32" else 5e-2
+    np.testing.assert_allclose(fused, layered, atol=tol * np.abs(layered).max())
+
+
+def test_run_generation_is_traced_not_eager(mias_prepared, tmp_path):
+    """iter_images on a run goes through GAN.generate_traced: traces do not grow with the batches."""
+    from keras_mammo.generate import iter_images
+    from keras_mammo.training.gan import GAN
+    from keras_mammo.training.run import train
+
+    run = train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1, "train.steps_per_epoch": 1}),
+                progress=False)
+    calls = []
+    orig = GAN.generate_traced
+    GAN.generate_traced = lambda self, *a: calls.append(self) or orig(self, *a)
+    try:
+        out = list(iter_images(run, 13, seed=2, batch_size=3))
+    finally:
+        GAN.generate_traced = orig
+    assert [len(b) for _, b in out] == [3, 3, 3, 3, 1] and len(calls) == 5
+    fns = list(calls[0]._generate_fns.values())
+    assert len(fns) == 1 and fns[0].experimental_get_tracing_count() <= 2  # (3, d), then (None, d)
+    whole = np.concatenate([b for _, b in iter_images(run, 13, seed=2, batch_size=13)])
+    np.testing.assert_allclose(np.concatenate([b for _, b in out]), whole, atol=1e-6)

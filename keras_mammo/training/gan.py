@@ -54,10 +54,27 @@ def _with_training_hooks(train_step):
             logs = train_step(self, data)
         finally:
             object.__setattr__(self, "_in_train_step", False)
-        return {**logs, **self._after_train_step(data)}
+        return _multi_worker_logs({**logs, **self._after_train_step(data)})
 
     step._with_training_hooks = True
     return step
+
+
+def _multi_worker_logs(logs: dict) -> dict:
+    """Under ``MultiWorkerMirroredStrategy`` with several workers, scalar logs as shape ``(1,)``.
+
+    Keras 3.15's ``fit`` reduces step outputs across workers with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars ("Invalid reduction
+    dimension 0 for input with 0 dimensions"; keras-team/keras#20585). With shape ``(1,)``
+    the reduction is the mean over all replicas, a scalar again, and every worker logs
+    the same global value. Elsewhere the logs are returned unchanged.
+    """
+    strategy = tf.distribute.get_strategy()
+    multi = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    if not multi:
+        return logs
+    return {k: tf.reshape(tf.cast(v, tf.float32), [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v
+            for k, v in logs.items()}
 
 
 class GAN(keras.Model):
@@ -107,6 +124,19 @@ class GAN(keras.Model):
         self.seed = int(seed)
         self.resolution = None
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skip Keras' symbolic build when every layer is built (:meth:`build_networks` ran).
+
+        Under ``MultiWorkerMirroredStrategy`` Keras 3 (3.15) tries to ``reduce`` the first
+        distributed batch, a ``PerReplica`` wrapping the batch dict, and fails ("Attempt to
+        convert a value (PerReplica:{0: {...}}) with an unsupported type (dict)";
+        keras-team/keras#20585). A GAN compiles no Keras loss, metrics or optimizer, so the
+        symbolic build has nothing to create once the networks are built.
+        """
+        if self.built and all(layer.built for layer in self._flatten_layers()):
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # --- optimizers -------------------------------------------------------------------
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """Attach the two optimizers (and anything ``keras.Model.compile`` takes)."""
@@ -151,6 +181,27 @@ class GAN(keras.Model):
     def generate(self, latents, conditions: dict | None = None):
         """Images from latent vectors: ``(N, latent_dim)`` → ``(N, H, W, 1) float32`` in ``[-1, 1]``."""
         return self.generator(latents, training=False)
+
+    def generate_traced(self, latents, conditions: dict | None = None):
+        """:meth:`generate` through a cached ``tf.function`` (same images, no per-layer eager dispatch).
+
+        One function per stage (:meth:`stage_state`: a progressive model's resolution is
+        fixed at trace time), traced with ``reduce_retracing`` so every batch size shares
+        one graph. Variables are read when the function runs, so restored or EMA weights
+        assigned later are used. Pass tensors, not NumPy arrays or Python numbers, for
+        anything that changes between calls.
+
+        Args, returns, raises: as :meth:`generate`.
+        """
+        cache = self.__dict__.get("_generate_fns")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_generate_fns", cache)
+        key = repr(sorted(self.stage_state().items()))
+        fn = cache.get(key)
+        if fn is None:
+            fn = cache[key] = tf.function(self.generate, reduce_retracing=True)
+        return fn(latents, conditions)
 
     def sample(self, latents, batch: dict | None = None):
         """Images for sample grids: ``(N, H, W, 1) float32`` in ``[-1, 1]``.
