@@ -145,13 +145,17 @@ class TrainConfig:
         r1_gamma: weight γ of the R1 penalty ``γ/2·E[‖∇D(x)‖²]`` on real images
             (Mescheder et al. 2018, Eq. 9), applied lazily every ``r1_interval``
             minibatches and scaled by it (StyleGAN2, Karras et al. 2020b, §3.1); 0
-            disables it. Models: thesis, dcgan (stylegan has its own ``model.params.r1_gamma``).
+            disables it. Models: thesis, dcgan, pix2pix, fastgan (stylegan has its own
+            per-step ``model.params.r1_gamma``; seg-cdcgan's critic has its gradient penalty).
         r1_interval: minibatches between two R1 evaluations (StyleGAN2: 16).
         loss: ``default`` (each model's published loss) or ``hinge`` (Lim & Ye 2017;
             Miyato et al. 2018, Eq. 17: D minimizes ``E[relu(1−D(x))] + E[relu(1+D(G(z)))]``,
-            G minimizes ``−E[D(G(z))]``). Models: thesis, dcgan.
+            G minimizes ``−E[D(G(z))]``). Models: thesis, dcgan, stylegan, pix2pix (per
+            patch); fastgan's loss is hinge either way; not seg-cdcgan (WGAN-GP).
         spectral_norm: spectral normalization of every discriminator weight (Miyato et
-            al. 2018, §2.1, one power iteration per step). Models: thesis, dcgan.
+            al. 2018, §2.1, one power iteration per step). Models: thesis, dcgan, pix2pix,
+            fastgan (on there by default, ``model.params.spectral_norm``); not stylegan
+            (equalized learning rate) or seg-cdcgan (WGAN-GP).
         eval_every: epochs between in-training evaluations (FID and KID of ``eval_n``
             generated images against the training films; ``eval.csv``, TensorBoard, and a
             ``best`` checkpoint by FID); 0 disables them.

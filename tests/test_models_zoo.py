@@ -47,8 +47,9 @@ def make_cfg(name: str, res: int, **extra):
     return load_config(None, overrides)
 
 
-def make_model(name: str, res: int, classes):
-    cfg = make_cfg(name, res)
+def make_model(name: str, res: int, classes, **extra):
+    """A compiled, built model; ``extra`` config overrides also go through ``configure_training``."""
+    cfg = make_cfg(name, res, **extra)
     model = build_model(cfg, DataInfo(classes=list(classes), num_images=16, resolution=64))
     opt = model.default_optimizer
     import keras
@@ -58,6 +59,8 @@ def make_model(name: str, res: int, classes):
     model.build_networks()
     model.build_optimizers()
     model.set_stage(res, 0, 0, 4)
+    if extra:
+        model.configure_training(cfg.train)
     return model
 
 
@@ -126,6 +129,55 @@ def test_checkpoint_reload_and_resume_are_exact(name, mias_batches, tmp_path):
     for va, vb in zip(a.checkpoint_variables(), b.checkpoint_variables()):
         np.testing.assert_allclose(np.asarray(va), np.asarray(vb), rtol=1e-6, atol=1e-6, err_msg=va.path)
     assert int(a.step) == int(b.step) == 2
+
+
+D_OPTIONS = {"loss": {"train.loss": "hinge"}, "r1_gamma": {"train.r1_gamma": 2.0, "train.r1_interval": 1},
+             "spectral_norm": {"train.spectral_norm": True}}
+#: (model, option) → what the refusal must say
+D_REFUSED = {("stylegan", "r1_gamma"): "model.params.r1_gamma", ("stylegan", "spectral_norm"): "equalized learning rate",
+             **{("seg-cdcgan", o): "WGAN-GP critic" for o in D_OPTIONS}}
+
+
+@pytest.mark.parametrize("name", ["stylegan", "seg-cdcgan", "pix2pix", "fastgan"])
+def test_discriminator_options_act_or_are_refused_with_the_reason(name, mias_batches, monkeypatch):
+    """``train.loss: hinge``, ``train.r1_gamma`` and ``train.spectral_norm`` (issue 9) on the
+    other models: one the model takes changes its train step (the hinge loss is called, R1
+    is computed, D's convolutions are spectrally normalized); one it cannot take is refused
+    with the reason and what to use instead."""
+    import keras
+
+    from keras_mammo import losses
+    from keras_mammo.errors import ConfigError
+    from keras_mammo.models.fastgan import SNConv2D
+
+    res = 32
+    batch, classes = mias_batches[res]
+    hinge_calls = []
+    real_hinge = losses.hinge_discriminator_loss
+    monkeypatch.setattr(losses, "hinge_discriminator_loss", lambda r, f: hinge_calls.append(1) or real_hinge(r, f))
+    for option, extra in D_OPTIONS.items():
+        if name == "fastgan" and option == "spectral_norm":   # forced on over the model's own switch
+            extra = {**extra, "model.params": {**SMALL[name], "spectral_norm": False}}
+        if (name, option) in D_REFUSED:
+            with pytest.raises(ConfigError, match=rf"train\.{option}: .* not supported by model '{name}' "
+                                                  rf"\(.*{D_REFUSED[name, option]}"):
+                make_model(name, res, classes, **extra)
+            continue
+        model = make_model(name, res, classes, **extra)
+        hinge_calls.clear()
+        logs = model.train_step(_batch_for(model, batch))
+        assert all(np.isfinite(float(v)) for v in logs.values()), (option, logs)
+        if option == "loss" and name != "fastgan":           # fastgan's loss is the hinge one, imported as such
+            assert hinge_calls, f"{name}: train.loss=hinge did not reach the train step"
+        elif option == "r1_gamma":
+            assert float(logs["r1"]) > 0
+        elif option == "spectral_norm":
+            layers = list(model.discriminator._flatten_layers())
+            if name == "fastgan":
+                convs = [x for x in layers if isinstance(x, SNConv2D)]
+                assert convs and all(x.spectral_norm for x in convs)
+            else:
+                assert sum(isinstance(x, keras.layers.SpectralNormalization) for x in layers) >= 5
 
 
 @pytest.mark.parametrize("name", list(SMALL))

@@ -137,7 +137,7 @@ class DCGAN(GAN):
     discriminator probabilities).
     """
 
-    supports_d_options = True
+    d_options = frozenset({"loss", "r1_gamma", "spectral_norm"})
     default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
 
     def __init__(self, latent_dim: int, resolution: int, params: DCGANParams, seed: int = 0,

@@ -470,6 +470,9 @@ class FastGAN(GAN):
     """
 
     default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
+    #: the hinge loss is FastGAN's own (``train.loss`` default and hinge are the same), and so is
+    #: spectral normalization (``model.params.spectral_norm``, on; ``train.spectral_norm`` forces it)
+    d_options = frozenset({"loss", "r1_gamma", "spectral_norm"})
 
     def __init__(self, latent_dim: int, resolution: int, params: FastGANParams, seed: int = 0, **kwargs):
         check_resolution(resolution)
@@ -534,17 +537,26 @@ class FastGAN(GAN):
                     fake_logits = d(ops.stop_gradient(aug_big), ops.stop_gradient(aug_small), training=True)
                     recon = self.reconstruction_loss(recs, real_big, real_small, part)
                     d_loss = hinge_discriminator_loss(real_logits, fake_logits) + self.params.recon_weight * recon
-                    scaled = scaled_loss(self, self.d_optimizer, d_loss)
+                    r1_term, r1 = self.r1_term(self._d_on_real, real)
+                    scaled = scaled_loss(self, self.d_optimizer, d_loss + r1_term)
                 apply_gradients(self.d_optimizer, d_tape, scaled, d.trainable_variables)
             g_loss = hinge_generator_loss(d(aug_big, aug_small, training=True))
             scaled = scaled_loss(self, self.g_optimizer, g_loss)
         apply_gradients(self.g_optimizer, g_tape, scaled, g.trainable_variables)
+        extra = {"r1": r1} if self.r1_gamma > 0 else {}
         return {"d_loss": d_loss, "g_loss": g_loss, "recon": recon, "d_real": ops.mean(real_logits),
-                "d_fake": ops.mean(fake_logits)}
+                "d_fake": ops.mean(fake_logits), **extra}
+
+    def _d_on_real(self, x):
+        """D's logits for real images ``x`` as the train step sees them (augmented, both sizes); for R1."""
+        big = self.augment(x, STREAM_AUG_REAL)
+        return self.discriminator(big, area_resize(big, self.generator.small), training=True)
 
 
 @register_model("fastgan", FastGANParams,
                 "Liu et al. 2021 FastGAN: SLE generator, self-supervised discriminator, hinge, DiffAugment")
 def build_fastgan(cfg, params: FastGANParams, data_info=None) -> FastGAN:
     res = check_resolution(single_resolution(cfg, "fastgan"))
+    if cfg.train.spectral_norm:
+        params = dataclasses.replace(params, spectral_norm=True)
     return FastGAN(cfg.model.latent_dim, res, params, seed=cfg.seed, name="fastgan")

@@ -133,16 +133,18 @@ class PatchGAN(keras.Model):
     """Isola et al. 2017's PatchGAN discriminator (App. 6.1.2; 70×70 for ``num_layers=3``).
 
     ``call(x)``: ``(N, R, R, C)`` (condition and image concatenated) → ``(N, R/2^L, R/2^L, 1)``
-    float32 logits, one per patch.
+    float32 logits, one per patch. ``spectral_norm`` wraps every convolution (Miyato et
+    al. 2018; ``train.spectral_norm``).
     """
 
-    def __init__(self, base_filters: int = 64, num_layers: int = 3, **kwargs):
+    def __init__(self, base_filters: int = 64, num_layers: int = 3, spectral_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
+        sn = spectral_norm
         self.convs = [ConvNormAct(min(base_filters << i, 8 * base_filters), 4, 2, norm=None if i == 0 else "batch",
-                                  activation="lrelu", name=f"c{i}") for i in range(num_layers)]
+                                  activation="lrelu", spectral_norm=sn, name=f"c{i}") for i in range(num_layers)]
         self.convs.append(ConvNormAct(min(base_filters << num_layers, 8 * base_filters), 4, 1, norm="batch",
-                                      activation="lrelu", name=f"c{num_layers}"))
-        self.head = ConvNormAct(1, 4, 1, norm=None, activation=None, name="logits")
+                                      activation="lrelu", spectral_norm=sn, name=f"c{num_layers}"))
+        self.head = ConvNormAct(1, 4, 1, norm=None, activation=None, spectral_norm=sn, name="logits")
 
     def call(self, x, training=False):
         for conv in self.convs:
@@ -159,12 +161,13 @@ class Pix2Pix(GAN):
     """
 
     inputs_needed = ("breast_mask", "lesion_mask", "label")
+    d_options = frozenset({"loss", "r1_gamma", "spectral_norm"})
     default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
 
     def __init__(self, resolution: int, params: Pix2PixParams, classes: list[str], latent_dim: int = 128,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, spectral_norm: bool = False, **kwargs):
         gen = Pix2PixUNet(resolution, params, seed=seed, name="generator")
-        disc = PatchGAN(params.d_base_filters, params.d_layers, name="discriminator")
+        disc = PatchGAN(params.d_base_filters, params.d_layers, spectral_norm=spectral_norm, name="discriminator")
         super().__init__(gen, disc, latent_dim, seed=seed, **kwargs)
         self.resolution = resolution
         self.params = params
@@ -195,15 +198,18 @@ class Pix2Pix(GAN):
             real_logits = self.discriminator(ops.concatenate([cond_r, real_a], axis=-1), training=True)
             fake_logits = self.discriminator(ops.concatenate([cond_f, fake_a], axis=-1), training=True)
             self.observe_real_logits(real_logits)
-            d_loss = discriminator_bce_loss(real_logits, fake_logits)  # = objective / 2 (§3.3)
-            g_gan = generator_bce_loss(fake_logits)
+            d_loss = self.d_loss(real_logits, fake_logits, discriminator_bce_loss)  # BCE = objective / 2 (§3.3)
+            r1_term, r1 = self.r1_term(lambda x: self.discriminator(
+                ops.concatenate(self.augment_for_d(x, cond)[::-1], axis=-1), training=True), real)
+            g_gan = self.g_loss(fake_logits, generator_bce_loss)
             l1 = l1_loss(real, fake)
             g_loss = g_gan + self.params.l1_weight * l1
-            d_scaled = scaled_loss(self, self.d_optimizer, d_loss)
+            d_scaled = scaled_loss(self, self.d_optimizer, d_loss + r1_term)
             g_scaled = scaled_loss(self, self.g_optimizer, g_loss)
         apply_gradients(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
         apply_gradients(self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables)
-        return {"d_loss": d_loss, "g_loss": g_loss, "g_gan": g_gan, "l1": l1}
+        extra = {"r1": r1} if self.r1_gamma > 0 else {}
+        return {"d_loss": d_loss, "g_loss": g_loss, "g_gan": g_gan, "l1": l1, **extra}
 
     # --- inference ------------------------------------------------------------------------
     def generate(self, latents=None, conditions: dict | None = None):
@@ -270,4 +276,5 @@ def build_pix2pix(cfg, params: Pix2PixParams, data_info=None) -> Pix2Pix:
     if not classes:
         raise ConfigError("model.params.classes: pix2pix needs the class list; give it here or train on a "
                           "prepared dataset with labels")
-    return Pix2Pix(res, params, classes, latent_dim=cfg.model.latent_dim, seed=cfg.seed, name="pix2pix")
+    return Pix2Pix(res, params, classes, latent_dim=cfg.model.latent_dim, seed=cfg.seed,
+                   spectral_norm=cfg.train.spectral_norm, name="pix2pix")

@@ -95,4 +95,6 @@ def build_model(cfg, data_info: DataInfo | None = None):
     """
     params = model_params(cfg)
     builder = _BUILDERS[cfg.model.name][0]
-    return builder(cfg, params, data_info or DataInfo())
+    model = builder(cfg, params, data_info or DataInfo())
+    model.registered_name = cfg.model.name    # as the user wrote it (``seg-cdcgan``; the Keras name is seg_cdcgan)
+    return model

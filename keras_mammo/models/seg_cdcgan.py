@@ -125,6 +125,9 @@ class SegCDCGAN(GAN):
 
     inputs_needed = ("lesion_mask",)
     default_optimizer = {"g_learning_rate": 1e-4, "d_learning_rate": 1e-4, "beta_1": 0.0, "beta_2": 0.9}
+    _WGAN_GP = ("a WGAN-GP critic (Tripathi et al.; Gulrajani et al. 2017) has the Wasserstein loss and its "
+                "gradient penalty, model.params.gp_weight")
+    d_options_refused = {"loss": _WGAN_GP, "r1_gamma": _WGAN_GP, "spectral_norm": _WGAN_GP}
 
     def __init__(self, latent_dim: int, resolution: int, params: SegCDCGANParams, seed: int = 0, **kwargs):
         gen = MaskConditionalGenerator(latent_dim, resolution, params, name="generator")

@@ -353,6 +353,12 @@ class StyleGAN(ProgressiveGAN):
     """
 
     default_optimizer = {"g_learning_rate": 1e-3, "d_learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99}
+    d_options = frozenset({"loss"})
+    d_options_refused = {
+        "r1_gamma": "StyleGAN applies its R1 penalty at every step: set model.params.r1_gamma",
+        "spectral_norm": "StyleGAN's discriminator uses the equalized learning rate (Karras et al. 2018, §4.1) "
+                         "instead",
+    }
 
     def __init__(self, latent_dim: int, max_resolution: int, params: StyleGANParams, seed: int = 0, **kwargs):
         gen = StyleGenerator(latent_dim, max_resolution, params, name="generator")
@@ -391,14 +397,14 @@ class StyleGAN(ProgressiveGAN):
             fake_logits = disc(fake)
             r1, real_logits = r1_penalty(disc, real, return_logits=True)
             self.observe_real_logits(real_logits)
-            d_loss = logistic_discriminator_loss(real_logits, fake_logits) + 0.5 * self.params.r1_gamma * r1
+            d_loss = self.d_loss(real_logits, fake_logits, logistic_discriminator_loss) + 0.5 * self.params.r1_gamma * r1
             scaled = scaled_loss(self, self.d_optimizer, d_loss)
         apply_gradients(self.d_optimizer, tape, scaled, d.trainable_variables)
 
         with tf.GradientTape() as tape:
             ws, w = self.mixed_styles(batch, stream=2)
             fake = g.synthesis(ws, alpha=alpha, noise_seed=step_seed(self, 301))
-            g_loss = generator_bce_loss(disc(fake))
+            g_loss = self.g_loss(disc(fake), generator_bce_loss)
             scaled = scaled_loss(self, self.g_optimizer, g_loss)
         apply_gradients(self.g_optimizer, tape, scaled, g.trainable_variables)
 

@@ -166,7 +166,7 @@ class ProgressiveDiscriminator(keras.Model):
 class ThesisGAN(ProgressiveGAN):
     """Rahali 2025's GAN trained with BCE and progressive growing (see module docstring)."""
 
-    supports_d_options = True
+    d_options = frozenset({"loss", "r1_gamma", "spectral_norm"})
     default_optimizer = {"g_learning_rate": 1e-4, "d_learning_rate": 1e-5, "beta_1": 0.5, "beta_2": 0.999}
 
     def __init__(self, latent_dim: int, max_resolution: int, params: ThesisParams, seed: int = 0,

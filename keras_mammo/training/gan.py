@@ -107,8 +107,11 @@ class GAN(keras.Model):
     r1_gamma = 0.0
     r1_interval = 16
     use_ema = True
-    #: whether train_step honours train.loss, train.r1_gamma and train.spectral_norm
-    supports_d_options = False
+    #: which of ``train.loss``, ``train.r1_gamma`` and ``train.spectral_norm`` the model
+    #: honours (``"loss"``, ``"r1_gamma"``, ``"spectral_norm"``); the others are refused by
+    #: :meth:`configure_training`, with ``d_options_refused[name]`` as the reason
+    d_options: frozenset = frozenset()
+    d_options_refused: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -259,12 +262,14 @@ class GAN(keras.Model):
         from keras_mammo.errors import ConfigError
 
         t = train_cfg
-        if not self.supports_d_options:
-            for key, value, off in (("train.loss", t.loss, "default"), ("train.r1_gamma", t.r1_gamma or 0.0, 0.0),
-                                    ("train.spectral_norm", t.spectral_norm, False)):
-                if value != off:
-                    raise ConfigError(f"{key}: {value!r} is not supported by model {self.name!r}; it applies to "
-                                      f"thesis and dcgan (leave it at {off!r})")
+        for key, value, off in (("train.loss", t.loss, "default"), ("train.r1_gamma", t.r1_gamma or 0.0, 0.0),
+                                ("train.spectral_norm", t.spectral_norm, False)):
+            option = key.split(".", 1)[1]
+            if value != off and option not in self.d_options:
+                why = self.d_options_refused.get(option)
+                raise ConfigError(f"{key}: {value!r} is not supported by model "
+                                  f"{getattr(self, 'registered_name', self.name)!r}"
+                                  f"{f' ({why})' if why else ''}; leave it at {off!r}")
         if t.ema:
             from keras_mammo.training.ema import GeneratorEMA
 
