@@ -27,8 +27,15 @@ _NOISE = re.compile("|".join([
 _NO_DRIVER = re.compile(r"Could not find cuda drivers on your machine|cuda_dso_loader.*libcuda\.so")
 _CUINIT = re.compile(r"failed call to cuInit")
 #: Grappler's remapper gives up on a graph it cannot fuse and logs it as an error; the graph
-#: simply runs unfused (TensorFlow 2.21, LeakyReLU gradients), nothing is wrong.
-_RUNTIME_NOISE = re.compile(r"meta_optimizer\.cc:\d+\] remapper failed")
+#: simply runs unfused (TensorFlow 2.21, LeakyReLU gradients), nothing is wrong. tf.data's
+#: graph rewrite turns a ParallelMapDatasetV2 into a MapDataset and logs, as an error, that
+#: the attribute it no longer needs "will be ignored" (once per run, on the first batch).
+_RUNTIME_NOISE = re.compile(r"meta_optimizer\.cc:\d+\] remapper failed|"
+                            r"NodeDef mentions attribute \w+ which is not in the op definition.*"
+                            r"Unknown attributes will be ignored")
+#: What Ray puts before a line its workers print (``(_ray_trainable pid=26476) ``, coloured):
+#: a line that is nothing else once its record is dropped goes too.
+_RAY_PREFIX = re.compile(rb"(?:\s*(?:\x1b\[[\d;]*m)?\([^()\s]+ pid=\d+(?:, ip=[\w.:-]+)?\)(?:\x1b\[0m)?)*\s*")
 #: Start of a TensorFlow/absl C++ log record: ``E0000 00:00:1795924318.234778    6766 file.cc:52] ...``.
 _RECORD = re.compile(rb"[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [^ \]]+:\d+\] |WARNING: All log messages before absl")
 
@@ -68,11 +75,13 @@ def filter_startup_lines(text: str) -> str:
 
 
 def _filter_chunk(line: bytes, f: StartupLineFilter) -> bytes:
-    """One stderr line (maybe a progress bar followed by a log record): the record dropped if noise."""
+    """One stderr line (maybe a progress bar followed by a log record): the record dropped if
+    noise, with the whole line when what is left is only Ray's worker prefix."""
     m = _RECORD.search(line)
     if m is None or f.keep(line[m.start():].decode("utf-8", "replace")):
         return line
-    return line[:m.start()]
+    head = line[:m.start()]
+    return b"" if _RAY_PREFIX.fullmatch(head) else head
 
 
 def _filter_loop(read_fd: int, write_fd: int) -> None:

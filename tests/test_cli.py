@@ -237,7 +237,13 @@ def test_stderr_filter_process_passes_everything_but_noise():
     os.write(w_in, b"E0000 00:00:1795924606.3 10891 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT\n")
     os.write(w_in, b"I0000 00:00:1.2 1 cudart_stub.cc:31] Could not find cuda drivers on your machine\n"
                    b"E0000 00:00:1.3 1 cuda_platform.cc:52] failed call to cuInit: (303)\n"
-                   b"Traceback (most recent call last):\nE0000 00:00:1.4 1 kernel.cc:9] a real problem\ntail")
+                   b"Traceback (most recent call last):\nE0000 00:00:1.4 1 kernel.cc:9] a real problem\n")
+    ray = b"\x1b[36m(_ray_trainable pid=26476)\x1b[0m "     # a Ray worker's line, forwarded by the driver
+    os.write(w_in, ray + b"E0000 00:00:1795946792.7 26520 node_def_util.cc:682] NodeDef mentions attribute "
+                   b"use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; ...> This may "
+                   b"be expected if your graph generating binary is newer  than this binary. Unknown attributes "
+                   b"will be ignored. NodeDef: {{node ParallelMapDatasetV2/_7}}\n")
+    os.write(w_in, ray + b"epoch 1/40 (64px): d_loss=0.3366\n" + ray + b"E0000 00:00:1.5 1 kernel.cc:9] real\ntail")
     os.close(w_in)
     t.join(10)
     os.close(w_out)
@@ -245,7 +251,8 @@ def test_stderr_filter_process_passes_everything_but_noise():
         out = fh.read()
     os.close(r_in)
     assert out == (b"\r16px epoch 1/4:   0%|  | 0/2Traceback (most recent call last):\n"
-                   b"E0000 00:00:1.4 1 kernel.cc:9] a real problem\ntail")
+                   b"E0000 00:00:1.4 1 kernel.cc:9] a real problem\n"
+                   + ray + b"epoch 1/40 (64px): d_loss=0.3366\n" + ray + b"E0000 00:00:1.5 1 kernel.cc:9] real\ntail")
 
 
 def test_interrupted_training_says_so_in_run_json(mias_prepared, tmp_path, monkeypatch):
