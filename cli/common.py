@@ -30,9 +30,11 @@ _CUINIT = re.compile(r"failed call to cuInit")
 #: simply runs unfused (TensorFlow 2.21, LeakyReLU gradients), nothing is wrong. tf.data's
 #: graph rewrite turns a ParallelMapDatasetV2 into a MapDataset and logs, as an error, that
 #: the attribute it no longer needs "will be ignored" (once per run, on the first batch).
+#: oneDNN says, as an error, that an int32 op falls back to Eigen (the fade-in's arithmetic).
 _RUNTIME_NOISE = re.compile(r"meta_optimizer\.cc:\d+\] remapper failed|"
                             r"NodeDef mentions attribute \w+ which is not in the op definition.*"
-                            r"Unknown attributes will be ignored")
+                            r"Unknown attributes will be ignored|"
+                            r"oneDNN supports DT_INT32 only on platforms with AVX-512\. Falling back to the default")
 #: What Ray puts before a line its workers print (``(_ray_trainable pid=26476) ``, coloured):
 #: a line that is nothing else once its record is dropped goes too.
 _RAY_PREFIX = re.compile(rb"(?:\s*(?:\x1b\[[\d;]*m)?\([^()\s]+ pid=\d+(?:, ip=[\w.:-]+)?\)(?:\x1b\[0m)?)*\s*")

@@ -20,3 +20,7 @@ class DataError(KerasMammoError, ValueError):
 
 class TrainingDivergedError(KerasMammoError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrialFailedError(KerasMammoError, RuntimeError):
+    """A sweep trial failed; the message gives its last error line and where the whole error is."""

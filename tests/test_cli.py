@@ -234,6 +234,8 @@ def test_stderr_filter_process_passes_everything_but_noise():
     t = threading.Thread(target=_filter_loop, args=(r_in, w_out))
     t.start()
     os.write(w_in, b"\r16px epoch 1/4:   0%|  | 0/2")
+    os.write(w_in, b"E0000 00:00:1795949377.2 31035 util.cc:131] oneDNN supports DT_INT32 only on platforms with "
+                   b"AVX-512. Falling back to the default Eigen-based implementation if present.\n")
     os.write(w_in, b"E0000 00:00:1795924606.3 10891 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT\n")
     os.write(w_in, b"I0000 00:00:1.2 1 cudart_stub.cc:31] Could not find cuda drivers on your machine\n"
                    b"E0000 00:00:1.3 1 cuda_platform.cc:52] failed call to cuInit: (303)\n"

@@ -88,10 +88,12 @@ def _tiny_sweep_config(tmp_path, mias_dir, prepared) -> Path:
         "data": {"dataset": "mias", "path": str(mias_dir), "prepared": str(prepared), "size": 64},
         "model": {"name": "dcgan", "latent_dim": 16,
                   "params": {"g_base_channels": 32, "min_channels": 8, "d_base_channels": 8, "max_d_channels": 16}},
-        "train": {"resolution": 16, "epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "checkpoint_every": 1,
+        "train": {"resolution": 32, "epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "checkpoint_every": 1,
                   "keep_checkpoints": 1, "sample_every": 5, "sample_count": 4, "tensorboard": False},
-        "sweep": {"design": "L4", "factors": {"train.g_learning_rate+train.d_learning_rate": [0.0001, 0.0003],
-                                              "train.batch_size": [4, 8], "train.beta_1": [0.0, 0.5]}},
+        # the paper's three factors (learning rate, batch size, epochs) as a true L9, a few seconds a trial
+        "sweep": {"design": "L9", "trial_seconds": 30,
+                  "factors": {"train.g_learning_rate+train.d_learning_rate": [0.0001, 0.0002, 0.0003],
+                              "train.batch_size": [4, 6, 8], "train.epochs": [1, 2, 3]}},
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -123,21 +125,25 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     stamps = {p: p.stat().st_mtime_ns for p in trials.glob("*/run/checkpoints/ckpt-*.npz")}
     stamps.update({p: p.stat().st_mtime_ns for p in trials.glob("*/result.json")})
 
+    trained_before = json.loads((half / "run" / "run.json").read_text())["seconds"]
     monkeypatch.setattr(runner, "score_run", real_score)
     lines = []
     res = runner.run_sweep(config, out, engine="local", echo=lines.append)
-    assert "2 of 4 trial(s) finished earlier: not re-trained" in lines
-    assert res.trained == ["t03-s0", "t04-s0", f"confirm-{runner._hash(res.analysis.optimum)}-s0"]
+    assert "2 of 9 trial(s) finished earlier: not re-trained" in lines
+    assert res.trained == [f"t{i:02d}-s0" for i in range(3, 10)] + [f"confirm-{runner._hash(res.analysis.optimum)}-s0"]
     for p, t in stamps.items():                     # nothing finished was trained or scored again
         assert p.stat().st_mtime_ns == t, p
     assert (half / "attempts.log").read_text().count("start") == 2
+    t03 = json.loads((half / "result.json").read_text())    # the killed attempt's training time is counted
+    assert t03["train_seconds_earlier"] == pytest.approx(trained_before, abs=0.01) and trained_before > 0
+    assert t03["train_seconds"] >= trained_before
     assert (trials / "t01-s0" / "attempts.log").read_text().count("start") == 1
 
     t = res.trials
     assert list(t.columns[:4]) == ["trial", "train.g_learning_rate+train.d_learning_rate", "train.batch_size",
-                                   "train.beta_1"]
+                                   "train.epochs"]
     assert {"fid", "sn", "kid", "seconds", "kind", "run_dir", "fid_floor", "n_real"} <= set(t.columns)
-    assert t.kind.tolist() == ["design"] * 4 + ["confirmation"]
+    assert t.kind.tolist() == ["design"] * 9 + ["confirmation"]
     assert np.isfinite(t.fid).all() and (t.fid > 0).all() and (t.fid_floor > 0).all()
     assert t.sn.tolist() == pytest.approx([-20 * math.log10(f) for f in t.fid])
     assert t.n_real.iloc[0] == len((mias_prepared / "manifest.jsonl").read_text().splitlines()) or t.n_real.iloc[0] > 0
@@ -146,12 +152,15 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     for name in ("trials.csv", "main_effects.csv", "main_effects.png", "report.md"):
         assert (out / name).stat().st_size > 0
     assert "Confirmation run" in (out / "report.md").read_text()
-    cfg = yaml.safe_load((trials / "t04-s0" / "run" / "config.yaml").read_text())
-    row4 = decode(make_design("L4", json.loads((out / "sweep.json").read_text())["factors"]),
-                  json.loads((out / "sweep.json").read_text())["factors"])[3]
-    assert cfg["train"]["g_learning_rate"] == cfg["train"]["d_learning_rate"] == row4[
-        "train.g_learning_rate+train.d_learning_rate"]
-    assert cfg["train"]["batch_size"] == row4["train.batch_size"] and cfg["train"]["beta_1"] == row4["train.beta_1"]
+    factors = json.loads((out / "sweep.json").read_text())["factors"]
+    rows = decode(make_design("L9", factors), factors)
+    for i, row in enumerate(rows, start=1):         # each trial trained its own row's levels, the epochs included
+        cfg = yaml.safe_load((trials / f"t{i:02d}-s0" / "run" / "config.yaml").read_text())
+        assert cfg["train"]["g_learning_rate"] == cfg["train"]["d_learning_rate"] == row[
+            "train.g_learning_rate+train.d_learning_rate"]
+        assert cfg["train"]["batch_size"] == row["train.batch_size"] and cfg["train"]["epochs"] == row["train.epochs"]
+        assert cfg["train"]["max_seconds"] == 30
+        assert json.loads((trials / f"t{i:02d}-s0" / "result.json").read_text())["epochs_done"] == row["train.epochs"]
 
     again = runner.run_sweep(config, out, engine="local", echo=lambda s: None)   # a third call trains nothing
     assert again.trained == []
@@ -171,6 +180,8 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
 
         import ray as _ray
 
+        if spec.get("fail"):
+            raise ValueError(f"boom in {spec['name']}")
         t0 = _time.time()
         _time.sleep(0.3)
         r = {"name": spec["name"], "fid": spec["row"] * 10.0, "start": t0, "end": _time.time(), "pid": _os.getpid(),
@@ -179,9 +190,16 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
         (_Path(spec["trial_dir"]) / "result.json").write_text(_json.dumps(r))
         return r
 
-    specs = [{"name": f"t{i}", "row": i, "trial_dir": str(tmp_path / f"t{i}")} for i in (1, 2)]
+    from keras_mammo.errors import TrialFailedError
+
+    specs = [{"name": f"t{i}", "row": i, "trial_dir": str(tmp_path / f"t{i}"), "fail": i == 3} for i in (1, 2, 3)]
     t0 = time.time()
-    results = runner.run_ray(specs, tmp_path / "ray", trial_fn=fake_trial)
+    with pytest.raises(TrialFailedError, match=r"^trial t3 failed: ValueError: boom in t3 \(the whole error: "
+                                               r".*t3/error\.txt\); finished trials are kept: rerun"):
+        runner.run_ray(specs, tmp_path / "ray", trial_fn=fake_trial)
+    text = (tmp_path / "t3" / "error.txt").read_text()
+    assert "in fake_trial" in text and "\x1b[" not in text       # the frames, without Ray's colours
+    results = [json.loads((tmp_path / f"t{i}" / "result.json").read_text()) for i in (1, 2)]   # the others finished
     assert [r["fid"] for r in results] == [10.0, 20.0]
     spans = sorted((r["start"], r["end"]) for r in results)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans   # no two trials overlapped
@@ -200,7 +218,7 @@ def test_cli_plan_of_the_paper_design_says_it_is_confounded():
     out = CliRunner().invoke(sweep, ["--config", "taguchi-dcgan", "--design", "paper", "--plan"])
     assert out.exit_code == 0, out.output
     assert "NOT orthogonal" in out.output and "train.batch_size with train.epochs" in out.output
-    assert out.output.count("train.batch_size=16, train.epochs=5") == 3          # 16 always with the lowest epochs
+    assert out.output.count("train.batch_size=16, train.epochs=40") == 3         # 16 always with the lowest epochs
     l9 = CliRunner().invoke(sweep, ["--config", "taguchi-stylegan", "--plan"])
     assert l9.exit_code == 0 and "orthogonal: every pair" in l9.output and "NOT" not in l9.output
 

@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -40,8 +41,8 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from keras_mammo.config import Config, TrainConfig, from_dict, resolve_config_path, set_dotted, validate
-from keras_mammo.errors import ConfigError, DataError
+from keras_mammo.config import Config, from_dict, resolve_config_path, set_dotted, validate
+from keras_mammo.errors import ConfigError, DataError, TrialFailedError
 
 #: Keys of the ``sweep:`` section.
 SWEEP_KEYS = ("factors", "design", "repeats", "trial_seconds", "eval_n", "confirm", "cpus_per_trial",
@@ -126,11 +127,6 @@ def split_sweep_config(path: str | Path) -> tuple[dict, SweepSpec]:
     return tree, spec
 
 
-def has_max_seconds() -> bool:
-    """Whether this keras-mammo's TrainConfig has the ``max_seconds`` wall budget."""
-    return "max_seconds" in {f.name for f in dataclasses.fields(TrainConfig)}
-
-
 def apply_resolution(tree: dict, resolution: int) -> None:
     """Train every trial at ``resolution``: a fixed-resolution config sets
     ``train.resolution``; a progressive one keeps its stages up to that resolution.
@@ -174,7 +170,7 @@ def build_config(tree: dict, overrides: dict[str, Any], run_dir: str | None = No
         t["run_dir"] = run_dir
     if seed is not None:
         t["seed"] = seed
-    if max_seconds is not None and has_max_seconds():
+    if max_seconds is not None:
         set_dotted(t, "train.max_seconds", int(max_seconds))
     cfg = from_dict(Config, t)
     validate(cfg)
@@ -264,7 +260,8 @@ def run_trial(spec: dict) -> dict:
             ``eval_n``.
 
     Returns:
-        the result dict (also in ``<trial_dir>/result.json``).
+        the result dict (also in ``<trial_dir>/result.json``); ``train_seconds`` includes
+        ``train_seconds_earlier``, the training time of earlier attempts that were killed.
     """
     from keras_mammo.errors import TrainingDivergedError
     from keras_mammo.training.run import train
@@ -279,12 +276,15 @@ def run_trial(spec: dict) -> dict:
     with open(trial_dir / "attempts.log", "a") as log:
         log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} start pid {os.getpid()}\n")
     note = ""
+    run_json = Path(cfg.run_dir) / "run.json"
+    # training seconds of earlier, interrupted attempts (the run's own count, kept across resumes)
+    earlier = float(json.loads(run_json.read_text()).get("seconds") or 0.0) if run_json.is_file() else 0.0
     t0 = time.perf_counter()
     try:
         train(cfg, progress=False)
     except TrainingDivergedError as exc:
         note = f"diverged: {exc}; scored at the last good checkpoint"
-    t_train = time.perf_counter() - t0
+    t_train = time.perf_counter() - t0 + earlier
     t1 = time.perf_counter()
     try:
         scores = score_run(cfg.run_dir, cfg.data.prepared, spec.get("eval_n"))
@@ -292,11 +292,11 @@ def run_trial(spec: dict) -> dict:
         scores = {"fid": float("nan"), "kid": float("nan")}
         note = (note + "; " if note else "") + f"not scored: {exc}"
     t_score = time.perf_counter() - t1
-    run_json = Path(cfg.run_dir) / "run.json"
     status = json.loads(run_json.read_text()) if run_json.is_file() else {}
     result = {"name": spec["name"], "kind": spec["kind"], "row": spec.get("row"), "repeat": spec.get("repeat"),
               "seed": cfg.seed, "overrides": spec["overrides"], **scores,
-              "train_seconds": round(t_train, 2), "score_seconds": round(t_score, 2),
+              "train_seconds": round(t_train, 2), "train_seconds_earlier": round(earlier, 2),
+              "score_seconds": round(t_score, 2),
               "seconds": round(t_train + t_score, 2), "epochs_done": status.get("epochs"),
               "max_seconds": getattr(cfg.train, "max_seconds", None), "run_dir": str(cfg.run_dir),
               "note": note, "loadavg": _loadavg()}
@@ -370,7 +370,7 @@ def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, 
         a trial whose file is missing failed and raises).
 
     Raises:
-        RuntimeError: a trial failed (its error is in Ray's experiment folder).
+        TrialFailedError: a trial failed (its whole error is written to ``<trial_dir>/error.txt``).
     """
     import ray
     from ray import tune
@@ -395,7 +395,7 @@ def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, 
                                                      name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
                                                      callbacks=[_Echo()]))
         grid = tuner.fit()
-        errors = [str(r.error) for r in grid if r.error is not None]
+        errors = {((r.config or {}).get("spec") or {}).get("name"): str(r.error) for r in grid if r.error is not None}
     finally:
         if started_here:
             ray.shutdown()
@@ -403,7 +403,13 @@ def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, 
     for s in specs:
         p = Path(s["trial_dir"]) / "result.json"
         if not p.is_file():
-            raise RuntimeError(f"trial {s['name']} failed on Ray: {errors[0] if errors else 'no result.json'}")
+            text = re.sub(r"\x1b\[[\d;]*m", "", errors.get(s["name"]) or "it wrote no result.json")
+            where = Path(s["trial_dir"]) / "error.txt"
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text(text + "\n")
+            last = next((x.strip() for x in reversed(text.splitlines()) if x.strip()), text)
+            raise TrialFailedError(f"trial {s['name']} failed: {last} (the whole error: {where}); finished "
+                                   "trials are kept: rerun the same command to retry the others")
         out.append(json.loads(p.read_text()))
     return out
 
@@ -530,9 +536,6 @@ def run_sweep(config: str | Path, out_dir: str | Path, design: str | None = None
     levels = spec.factors
     echo(f"design {spec.design}: {len(codes)} rows × {spec.repeats} repeat(s), factors "
          f"{', '.join(levels)}; {orth.describe()}")
-    if spec.trial_seconds and not has_max_seconds():
-        echo("note: this keras-mammo has no train.max_seconds; trials run by epochs and the "
-             f"{spec.trial_seconds:g} s budget is not applied")
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -634,8 +637,7 @@ def _write_outputs(out: Path, a, trials, confirmation, orth, spec: SweepSpec, se
              "Response: FID of N generated images vs the N prepared films (smaller is better); "
              "S/N = −10·log10(mean(FID²)) over the repeats, in dB (higher is better).",
              ("Trial budget: none (each trial runs its epochs)" if not spec.trial_seconds else
-              f"Trial budget: {spec.trial_seconds:g} s of training"
-              + ("" if has_max_seconds() else " (not applied: this keras-mammo has no train.max_seconds)"))
+              f"Trial budget: {spec.trial_seconds:g} s of training (train.max_seconds)")
              + f"; this call trained {n_trained} trial(s) in {seconds:.0f} s wall; load {_loadavg()}.", "",
              "## Trials", "",
              an.markdown_table(trials[["trial", *a.levels, "fid", "fid_floor", "n_real", "sn", "kid", "kid_floor",
