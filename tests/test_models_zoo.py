@@ -134,7 +134,8 @@ def test_checkpoint_reload_and_resume_are_exact(name, mias_batches, tmp_path):
 D_OPTIONS = {"loss": {"train.loss": "hinge"}, "r1_gamma": {"train.r1_gamma": 2.0, "train.r1_interval": 1},
              "spectral_norm": {"train.spectral_norm": True}}
 #: (model, option) → what the refusal must say
-D_REFUSED = {("stylegan", "r1_gamma"): "model.params.r1_gamma", ("stylegan", "spectral_norm"): "equalized learning rate",
+D_REFUSED = {("stylegan", "r1_gamma"): "model.params.r1_gamma",
+             ("stylegan", "spectral_norm"): "equalized learning rate",
              **{("seg-cdcgan", o): "WGAN-GP critic" for o in D_OPTIONS}}
 
 

@@ -397,7 +397,8 @@ class StyleGAN(ProgressiveGAN):
             fake_logits = disc(fake)
             r1, real_logits = r1_penalty(disc, real, return_logits=True)
             self.observe_real_logits(real_logits)
-            d_loss = self.d_loss(real_logits, fake_logits, logistic_discriminator_loss) + 0.5 * self.params.r1_gamma * r1
+            d_loss = (self.d_loss(real_logits, fake_logits, logistic_discriminator_loss)
+                      + 0.5 * self.params.r1_gamma * r1)
             scaled = scaled_loss(self, self.d_optimizer, d_loss)
         apply_gradients(self.d_optimizer, tape, scaled, d.trainable_variables)
 
