@@ -145,6 +145,7 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     assert {"fid", "sn", "kid", "seconds", "kind", "run_dir", "fid_floor", "n_real"} <= set(t.columns)
     assert t.kind.tolist() == ["design"] * 9 + ["confirmation"]
     assert np.isfinite(t.fid).all() and (t.fid > 0).all() and (t.fid_floor > 0).all()
+    assert np.isfinite(t.fid_matched).all() and np.allclose(t.x_floor, t.fid_matched / t.fid_floor)   # same N
     assert t.sn.tolist() == pytest.approx([-20 * math.log10(f) for f in t.fid])
     assert t.n_real.iloc[0] == len((mias_prepared / "manifest.jsonl").read_text().splitlines()) or t.n_real.iloc[0] > 0
     conf = t.iloc[-1]

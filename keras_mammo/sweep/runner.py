@@ -616,11 +616,13 @@ def _row_record(trial, kind: str, overrides: dict, results: list[dict], levels: 
                kid=float(np.mean([r["kid"] for r in results])),
                seconds=round(float(sum(r["seconds"] for r in results)), 1), kind=kind,
                run_dir=";".join(r["run_dir"] for r in results),
+               fid_matched=float(np.mean([r.get("fid_matched", np.nan) for r in results])),
                fid_floor=float(np.mean([r.get("fid_floor", np.nan) for r in results])),
                kid_floor=float(np.mean([r.get("kid_floor", np.nan) for r in results])),
                n_real=results[0].get("fid_n_real"), n_synthetic=results[0].get("fid_n_synthetic"),
                floor_n=results[0].get("floor_n"), epochs_done=results[0].get("epochs_done"),
                fid_repeats=" ".join(f"{x:.4g}" for x in f))
+    rec["x_floor"] = rec["fid_matched"] / rec["fid_floor"]    # both at floor_n per side: the same N
     return rec
 
 
@@ -640,11 +642,13 @@ def _write_outputs(out: Path, a, trials, confirmation, orth, spec: SweepSpec, se
               f"Trial budget: {spec.trial_seconds:g} s of training (train.max_seconds)")
              + f"; this call trained {n_trained} trial(s) in {seconds:.0f} s wall; load {_loadavg()}.", "",
              "## Trials", "",
-             an.markdown_table(trials[["trial", *a.levels, "fid", "fid_floor", "n_real", "sn", "kid", "kid_floor",
-                                       "seconds", "kind"]]), "",
-             "FID floor: two disjoint halves of the real films compared with each other at "
-             f"N={int(design_rows.floor_n.iloc[0]) if len(design_rows) else '?'} per side (mean of {FLOOR_SPLITS} "
-             "cuts) — what two samples of the same distribution score; no trial can be expected below it.", "",
+             an.markdown_table(trials[["trial", *a.levels, "fid", "n_real", "sn", "fid_matched", "fid_floor",
+                                       "x_floor", "kid", "kid_floor", "seconds", "kind"]]), "",
+             "`fid`: N generated films vs all N_real prepared films (the response). `fid_matched`: the "
+             "generated films vs a real half, and `fid_floor`: two disjoint halves of the real films compared "
+             f"with each other, both at N={int(design_rows.floor_n.iloc[0]) if len(design_rows) else '?'} per side "
+             f"(mean of {FLOOR_SPLITS} cuts); `x_floor` = fid_matched / fid_floor, the ratio at the same N. The "
+             "floor is what two samples of the same distribution score; no trial can be expected below it.", "",
              "## Response table (mean S/N in dB and mean FID per level)", "",
              an.markdown_table(an.main_effects_csv(a)), "",
              "## ANOVA of S/N (percent contribution)", "", an.markdown_table(a.anova), "",
