@@ -71,6 +71,6 @@ def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out
                f"{a.predicted_sn:.2f} dB (FID ≈ {a.predicted_fid:.4g})")
     if res.confirmation:
         c = res.confirmation
-        click.echo(f"confirmation: S/N {c['sn']:.2f} dB, FID {c['fid']:.4g} (floor {c['fid_floor']:.4g} at "
-                   f"N={c['floor_n']}/side), KID {c['kid']:.4g}")
+        click.echo(f"confirmation: S/N {c['sn']:.2f} dB, FID {c['fid']:.4g}; at N={c['floor_n']}/side "
+                   f"{c['fid_matched']:.4g} = {c['x_floor']:.2f}× the floor {c['fid_floor']:.4g}; KID {c['kid']:.4g}")
     click.echo(f"report: {res.out_dir}/report.md ({res.seconds:.0f} s)")

@@ -458,8 +458,10 @@ def _run(engine: str, specs: list[dict], out: Path, spec: SweepSpec, address, tr
 
     def show(r):
         if "fid" in r and "name" in r:
-            echo(f"  {r['name']}: FID {r['fid']:.2f} (floor {r.get('fid_floor', float('nan')):.2f} at "
-                 f"N={r.get('floor_n')}), KID {r.get('kid', float('nan')):.4f}, {r.get('seconds')} s")
+            nan = float("nan")
+            echo(f"  {r['name']}: FID {r['fid']:.2f}; at N={r.get('floor_n')}/side "
+                 f"{r.get('fid_matched', nan):.2f} = {r.get('fid_matched', nan) / r.get('fid_floor', nan):.2f}× "
+                 f"the floor {r.get('fid_floor', nan):.2f}; KID {r.get('kid', nan):.4f}; {r.get('seconds')} s")
 
     if engine == "ray":
         run_ray(pending, out / "ray", address, spec.cpus_per_trial, spec.gpus_per_trial,
