@@ -39,6 +39,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from keras_mammo.config import load_config  # noqa: E402  (no TensorFlow import)
 #: the keys of mias-best's train section that make up the small-data recipe
 RECIPE_KEYS = ("ema", "ema_rampup", "augment", "ada_target", "ada_kimg", "eval_every", "eval_n")
 #: epochs of the last stage: enough that the wall-clock budget, not the epochs, ends every run
@@ -49,17 +52,16 @@ def budget_epochs(model: str, resolution: int) -> str:
     """``--epochs`` for ``model`` at ``resolution``: the bundled config's epochs of its lower
     stages (progressive configs), :data:`UNTIL_BUDGET` for the last one. The bundled dcgan and
     fastgan configs would otherwise stop after 30 epochs (about a minute)."""
-    train = yaml.safe_load((ROOT / "keras_mammo" / "configs" / f"{model}.yaml").read_text())["train"]
-    stages = [st for st in train.get("stages") or [] if st["resolution"] <= resolution]
-    return ",".join([str(st["epochs"]) for st in stages[:-1]] + [str(UNTIL_BUDGET)])
+    stages = [st for st in load_config(model).train.stages or [] if st.resolution <= resolution]
+    return ",".join([str(st.epochs) for st in stages[:-1]] + [str(UNTIL_BUDGET)])
 
 
 def recipe_overrides(model: str) -> dict:
     """``{dotted key: value}`` of the recipe arm for ``model``, read from ``configs/mias-best.yaml``."""
-    best = yaml.safe_load((ROOT / "keras_mammo" / "configs" / "mias-best.yaml").read_text())["train"]
-    out = {f"train.{k}": best[k] for k in RECIPE_KEYS if k in best}
+    best = load_config("mias-best").train
+    out = {f"train.{k}": getattr(best, k) for k in RECIPE_KEYS}
     if model == "thesis":
-        out.update({"train.g_learning_rate": best["g_learning_rate"], "train.d_learning_rate": best["d_learning_rate"]})
+        out.update({"train.g_learning_rate": best.g_learning_rate, "train.d_learning_rate": best.d_learning_rate})
     return out
 
 
