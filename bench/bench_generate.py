@@ -1,7 +1,7 @@
 """Generation throughput (images/s) from a run and from its SavedModel.
 
     python bench/bench_generate.py [--resolutions 64,128,256] [--batches 1,64] [--images 256]
-                                   [--reps 1] [--compare] [--json out.json]
+                                   [--precisions float32,bfloat16] [--reps 1] [--compare] [--json out.json]
 
 For each resolution a thesis-GAN run is trained for one step on MIAS (weights do not
 matter for speed) and exported. Then, per batch size, after one warm-up call:
@@ -10,6 +10,11 @@ matter for speed) and exported. Then, per batch size, after one warm-up call:
   ``model.generate_traced`` as ``keras_mammo.generate.generate_images`` calls it;
 - ``savedmodel``: ``tf.saved_model.load`` of the export, its ``serving_default``
   signature (``latent`` → uint8 ``images``), as TF Serving runs it.
+
+Both for each of ``--precisions``: ``float32`` (the default of ``generate`` and ``export``)
+and ``bfloat16`` (``keras-mammo generate --run R --precision bfloat16``, ``keras-mammo export
+--precision bfloat16``); each row gives the largest pixel difference from float32 (uint8
+levels for the SavedModel, [0, 1] × 255 for the run).
 
 ``--compare`` adds, in the same process and interleaved with them (``--reps`` rounds):
 
@@ -79,6 +84,7 @@ def main() -> None:
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--images", type=int, default=256, help="images timed per figure (at least 2 calls)")
     ap.add_argument("--prepared", default=str(Path(tempfile.gettempdir()) / "keras-mammo-bench-mias" / "256"))
+    ap.add_argument("--precisions", default="float32,bfloat16", help="compute dtypes of run and export")
     ap.add_argument("--reps", type=int, default=1, help="rounds over the sources (interleaved)")
     ap.add_argument("--compare", action="store_true", help="also time the layer-by-layer and eager paths")
     ap.add_argument("--json", default=None)
@@ -101,9 +107,12 @@ def main() -> None:
                                          "train.batch_size": 4, "train.tensorboard": False,
                                          "train.sample_count": 4})
             train(cfg, progress=False)
-            version = export_model(run, Path(tmp) / "saved", f"bench{res}", 1)
-            model, cfg, _ = load_run_model(run)
-            serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+            precisions = args.precisions.split(",")
+            runs, serves = {}, {}
+            for p in precisions:
+                version = export_model(run, Path(tmp) / "saved", f"bench{res}-{p}", 1, precision=p)
+                runs[p], cfg, _ = load_run_model(run, precision=p)
+                serves[p] = tf.saved_model.load(str(version)).signatures["serving_default"]
             if args.compare:
                 with layer_path():
                     old = export_model(run, Path(tmp) / "saved", f"layers{res}", 1)
@@ -118,8 +127,17 @@ def main() -> None:
 
             for batch in [int(b) for b in args.batches.split(",")]:
                 z = tf.constant(np.random.default_rng(0).standard_normal((batch, cfg.model.latent_dim), np.float32))
-                sources = [("run", lambda z=z: np.asarray(model.generate_traced(z))),
-                           ("savedmodel", lambda z=z: serve(latent=z)["images"].numpy())]
+                sources, diffs = [], {}
+                for p in precisions:
+                    suffix = "" if p == "float32" else f"_{p}"
+                    sources += [(f"run{suffix}", lambda z=z, m=runs[p]: np.asarray(m.generate_traced(z), np.float32)),
+                                (f"savedmodel{suffix}", lambda z=z, f=serves[p]: f(latent=z)["images"].numpy())]
+                if "float32" in precisions:
+                    ref = {name: np.asarray(fn(), np.float32) for name, fn in sources[:2]}
+                    for name, fn in sources:
+                        base = "run" if name.startswith("run") else "savedmodel"
+                        scale = 127.5 if base == "run" else 1.0   # run images are in [-1, 1]
+                        diffs[name] = float(np.abs(np.asarray(fn(), np.float32) - ref[base]).max() * scale)
                 if args.compare:
                     sources += [("run_eager_layers", lambda z=z: eager_layers(z)),
                                 ("run_traced_layers", lambda z=z: np.asarray(traced_old(z))),
@@ -130,10 +148,12 @@ def main() -> None:
                         ips, ipc = rate(fn, batch, args.images)
                         row = {"resolution": res, "batch": batch, "source": source, "rep": rep,
                                "images_per_second": round(ips, 1), "images_per_cpu_second": round(ipc, 1),
+                               "max_diff_from_float32_levels": diffs.get(source),
                                "load_before": before, "load_after": loadavg()}
                         rows.append(row)
-                        print(f"{res:>4} px  batch {batch:>3}  {source:<18} {ips:8.1f} images/s "
-                              f"{ipc:8.1f} images/CPU-s   load {before}", flush=True)
+                        d = "" if diffs.get(source) is None else f"   max diff {diffs[source]:.2f} levels"
+                        print(f"{res:>4} px  batch {batch:>3}  {source:<22} {ips:8.1f} images/s "
+                              f"{ipc:8.1f} images/CPU-s   load {before}{d}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "command": " ".join(sys.argv)}, indent=1))
 

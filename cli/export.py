@@ -14,9 +14,12 @@ from cli.common import note, quiet_option, user_errors
               help="Model base path for TF Serving (default: the run's export.dir, saved_models).")
 @click.option("--name", default=None, help="Model name (default: the run's export.name).")
 @click.option("--version", type=int, default=None, help="Version number (default: next free).")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+              help="Compute dtype of the exported graph; bfloat16 is about 3x faster on CPUs with AVX512_BF16/AMX "
+                   "(pixels within about 1/128 of float32).")
 @quiet_option
 @user_errors
-def export(run_dir, checkpoint, out_dir, name, version, quiet):
+def export(run_dir, checkpoint, out_dir, name, version, precision, quiet):
     """Export the generator as a TF-Serving SavedModel: <out>/<name>/<version>/.
 
     \b
@@ -35,6 +38,6 @@ def export(run_dir, checkpoint, out_dir, name, version, quiet):
     """
     from keras_mammo.export import export_model
 
-    path = export_model(run_dir, out_dir, name, version, checkpoint)
+    path = export_model(run_dir, out_dir, name, version, checkpoint, precision=precision)
     click.echo(f"SavedModel: {path}")
     note(f"serve: tensorflow_model_server --model_name={path.parent.name} --model_base_path={path.parent.resolve()}", quiet)

@@ -24,10 +24,13 @@ from cli.common import merge_renamed, note, quiet_option, user_errors
 @click.option("--prefix", default="synthetic", show_default=True, help="File-name prefix.")
 @click.option("--grid/--no-grid", default=True, show_default=True, help="Also write <prefix>_grid.png.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files of the same names (never without it).")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+              help="--run only: compute dtype; bfloat16 is about 3x faster on CPUs with AVX512_BF16/AMX "
+                   "(pixels within about 1/128 of float32).")
 @quiet_option
 @user_errors
 def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoint, out_dir, bits, prefix, grid,
-             overwrite, quiet):
+             overwrite, precision, quiet):
     """Generate synthetic mammograms (PNG or DICOM) from a run, a SavedModel or a TF Serving server.
 
     Images are generated (or fetched from the server) and written batch by batch, so
@@ -56,10 +59,14 @@ def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoi
         raise click.UsageError("give exactly one of --run, --saved-model or --server")
     if server and not model_name:
         raise click.UsageError("--server needs --model NAME (the served model's name)")
+    if precision != "float32" and not run_dir:
+        raise click.UsageError("--precision applies to --run only: a SavedModel keeps the precision it was exported "
+                               "with (keras-mammo export --precision)")
     from keras_mammo.generate import write_images
 
     res = write_images(run_dir or model_path or model_name, count, out_dir, seed=seed, checkpoint=checkpoint,
-                       bits=int(bits), prefix=prefix, overwrite=overwrite, grid=grid, fmt=fmt, server=server)
+                       bits=int(bits), prefix=prefix, overwrite=overwrite, grid=grid, fmt=fmt, server=server,
+                       precision=precision)
     if res["grid"]:
         note(f"grid: {res['grid']}", quiet)
     kind = "16-bit DICOM" if fmt == "dicom" else f"{res['bits']}-bit"

@@ -150,3 +150,36 @@ def test_run_generation_is_traced_not_eager(mias_prepared, tmp_path):
     assert len(fns) == 1 and fns[0].experimental_get_tracing_count() <= 2  # (3, d), then (None, d)
     whole = np.concatenate([b for _, b in iter_images(run, 13, seed=2, batch_size=13)])
     np.testing.assert_allclose(np.concatenate([b for _, b in out]), whole, atol=1e-6)
+
+
+def test_bfloat16_generation_from_a_run_and_an_export(mias_prepared, tmp_path):
+    """generate/export --precision bfloat16: bfloat16 convolutions (the images move, slightly), float32 in and out,
+    the global policy untouched; a SavedModel source refuses the flag."""
+    import json
+
+    import keras
+
+    from keras_mammo.export import export_model
+    from keras_mammo.generate import generate_images
+    from keras_mammo.training.run import load_run_model, train
+
+    run = train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1}), progress=False)
+    fp32 = generate_images(run, 6, seed=4)
+    bf16 = generate_images(run, 6, seed=4, precision="bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert bf16.shape == fp32.shape == (6, 16, 16, 1) and bf16.dtype == np.float32
+    assert 0 <= bf16.min() and bf16.max() <= 1 and fp32.std() > 1e-3
+    diff = np.abs(bf16 - fp32).max()
+    assert 0 < diff <= 0.02, diff           # bfloat16 really ran, and stayed close
+    model, _, state = load_run_model(run, precision="bfloat16")
+    assert state["precision"] == "bfloat16" and model.generator.compute_dtype == "bfloat16"
+    assert model.generator.variable_dtype == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        load_run_model(run, precision="float16")
+
+    version = export_model(run, tmp_path / "saved", "m", 1, precision="bfloat16")
+    assert json.loads((version / "assets.extra" / "keras_mammo.json").read_text())["precision"] == "bfloat16"
+    served = generate_images(version, 6, seed=4)
+    assert np.abs(served - bf16).max() <= 1.5 / 255       # the export computes what the run does, then rounds
+    with pytest.raises(ValueError, match="applies to runs only"):
+        generate_images(version, 2, precision="bfloat16")

@@ -351,8 +351,12 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     return run_dir
 
 
+#: ``precision`` of :func:`load_run_model` → the Keras dtype policy the model is built under
+INFERENCE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+
 def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = None,
-                   ema: bool | None = None) -> tuple[GAN, Config, dict]:
+                   ema: bool | None = None, precision: str = "float32") -> tuple[GAN, Config, dict]:
     """Rebuild a run's model and restore a checkpoint (default: ``best``, else the newest).
 
     Args:
@@ -362,6 +366,12 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
             selects the raw generator weights instead of the EMA ones.
         ema: use the EMA generator weights when the checkpoint has them (None:
             ``train.use_ema`` of the run, unless ``":raw"`` is given).
+        precision: the compute dtype of the rebuilt model, whatever the run trained in:
+            ``"float32"`` (default), or ``"bfloat16"`` (Keras ``mixed_bfloat16``: float32
+            weights, bfloat16 convolutions; about 3× faster generation on CPUs with
+            AVX512_BF16/AMX, images within about 1/128 of the float32 ones, so 16-bit
+            outputs carry about 8 bits of precision). The global dtype policy is left as
+            it was.
 
     Returns:
         ``(model, config, state)``; the model is set to the checkpoint's stage, α synced,
@@ -369,8 +379,12 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
 
     Raises:
         DataError: not a run directory, or no such checkpoint.
+        ValueError: ``precision`` is not a key of :data:`INFERENCE_POLICIES`.
     """
     from keras_mammo.training.checkpoint import list_checkpoints
+
+    if precision not in INFERENCE_POLICIES:
+        raise ValueError(f"precision must be one of {sorted(INFERENCE_POLICIES)}, got {precision!r}")
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -394,7 +408,12 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
         path = matches[0]
     else:
         path = Path(checkpoint)
-    model = build_run_model(cfg, load_data_info(run_dir))
+    policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(INFERENCE_POLICIES[precision])
+    try:   # layers take the global policy when they are constructed
+        model = build_run_model(cfg, load_data_info(run_dir))
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     if checkpoint is None and path.name != "best.npz":  # no best checkpoint: the newest intact one
         path, state = restore_latest(run_dir, model.checkpoint_variables(),
                                      warn=lambda m: print(f"warning: {m}", flush=True))
@@ -411,4 +430,5 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
         model.ema.copy_to_generator()
     state["checkpoint"] = path.name
     state["weights"] = "ema" if use_ema and model.ema is not None else "raw"
+    state["precision"] = precision
     return model, cfg, state
