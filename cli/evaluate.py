@@ -58,10 +58,15 @@ def _run_real_dir(run_dir: Path) -> Path:
                    "against the conditioning masks (Dice, Tripathi et al.).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Inception batch size.")
+@click.option("--fid-precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+              help="Inception compute dtype: bfloat16 is about 3x faster on CPUs with AVX512_BF16/AMX, FID within "
+                   "0.1% of float32 at 161 images per side (more apart at a few images); compare FIDs of one "
+                   "precision only.")
 @quiet_option
 @user_errors
 def evaluate(real_dir, synthetic_dir, run_dir, model_path, model_path_old, count, checkpoint, seed, out_dir, size,
-             splits, kid_subsets, copy_threshold, report_format, cache, segmenter_run, batch_size, quiet):
+             splits, kid_subsets, copy_threshold, report_format, cache, segmenter_run, batch_size, fid_precision,
+             quiet):
     """Evaluate synthetic mammograms against real ones and write a report.
 
     \b
@@ -122,7 +127,8 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, model_path_old, count
                                 kid_subsets=kid_subsets,
                                 copy_threshold=COPY_RATIO if copy_threshold is None else copy_threshold,
                                 cache_dir=None if cache else False, run_dir=run_dir, batch_size=batch_size,
-                                progress=not quiet, report_format=report_format, extra=extra)
+                                progress=not quiet, report_format=report_format, extra=extra,
+                                fid_precision=fid_precision)
     _echo_summary(result)
     if run_dir is not None:
         _model_specific(Path(run_dir), segmenter_run, seed, out, result)

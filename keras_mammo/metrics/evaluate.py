@@ -83,6 +83,7 @@ def evaluate(
     progress: bool = True,
     report_format: str = "md",
     extra: dict | None = None,
+    fid_precision: str = "float32",
 ) -> dict:
     """Evaluate a synthetic image set against a real one and write the report.
 
@@ -104,13 +105,18 @@ def evaluate(
         progress: progress bars.
         report_format: ``"md"`` or ``"html"``.
         extra: JSON-able entries added to ``metrics.json`` (e.g. how the images were made).
+        fid_precision: the Inception network's compute dtype: ``"float32"`` (default, the
+            reference) or ``"bfloat16"`` (about 3× faster on CPUs with AVX512_BF16/AMX; FID
+            within 0.1 % of float32 at 161 MIAS films per side, but 2 % apart at 10 images,
+            README *Benchmarks*). Recorded in ``metrics.json``
+            (``feature_network.precision``); compare FIDs of one precision only.
 
     Returns:
         the ``metrics.json`` content (dict).
 
     Raises:
         DataError: a set is missing, unreadable, or has fewer than 2 images.
-        ValueError: bad ``splits`` or ``report_format``.
+        ValueError: bad ``splits``, ``report_format`` or ``fid_precision``.
         FIDWeightsError: the FID network is unavailable.
     """
     from keras_mammo.metrics import inception
@@ -149,8 +155,8 @@ def evaluate(
     rng = np.random.default_rng(seed)
 
     # ---- features
-    f_real, hit_r = set_features(real, cache_dir, batch_size, progress)
-    f_syn, hit_s = set_features(synthetic, cache_dir, batch_size, progress)
+    f_real, hit_r = set_features(real, cache_dir, batch_size, progress, precision=fid_precision)
+    f_syn, hit_s = set_features(synthetic, cache_dir, batch_size, progress, precision=fid_precision)
     info = inception.weights_info() or {}
     result: dict = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -165,6 +171,7 @@ def evaluate(
             "weights_sha256": info.get("sha256"), "port_max_abs_diff": info.get("max_abs_diff"),
             "input": f"{inception.INPUT_SIZE}x{inception.INPUT_SIZE}, grey replicated to 3 channels, x/128-1",
             "resize_filter": inception.RESIZE_FILTER,
+            "precision": fid_precision,
             "features_from_cache": {"real": hit_r, "synthetic": hit_s},
         },
     }

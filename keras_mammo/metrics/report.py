@@ -155,7 +155,8 @@ def build_blocks(m: dict) -> list[tuple]:
     fn = m["feature_network"]
     b.append(("h", 2, "Method"))
     b.append(("ul", [
-        f"Features: {fn['name']}; input {fn['input']}; resize: {fn['resize_filter']}; weights sha256 "
+        f"Features: {fn['name']}; input {fn['input']}; resize: {fn['resize_filter']}; "
+        f"compute precision: {fn.get('precision', 'float32')}; weights sha256 "
         f"`{fn['weights_sha256']}` (port max abs diff vs TorchScript {_f(fn['port_max_abs_diff'])}).",
         "FID: Heusel et al. 2017; KID: Bińkowski et al. 2018 (unbiased MMD², cubic polynomial kernel).",
         "No per-image FID: FID compares two distributions of 2048-d features and needs many images per side.",
