@@ -2,8 +2,9 @@
 
 The cache key is the sha256 of the set's pixels at the evaluation resolution
 (:meth:`ImageSet.content_key`), the network's weights hash and port version, the
-resize filter and (when not float32) the network's compute precision, so a second evaluation against the same real set reads its features
-instead of recomputing them, and any change of pixels, size or network misses the cache.
+resize filter and (when not float32) the network's compute precision, so a second
+evaluation against the same real set reads its features instead of recomputing them,
+and any change of pixels, size, network or precision misses the cache.
 Files: ``<cache>/features/<key>.npz`` (``features (N, 2048) float64``, ``ids``).
 """
 from __future__ import annotations
