@@ -110,8 +110,12 @@ class TrainConfig:
         keep_checkpoints: checkpoints kept on disk (the newest ones).
         sample_every: epochs between fixed-latent sample grids.
         sample_count: images in a sample grid.
-        precision: ``float32``; ``mixed_bfloat16`` (bfloat16 compute, float32 weights; fast
-            on CPUs with AVX512_BF16/AMX and on recent GPUs/TPUs, no loss scaling);
+        precision: ``auto`` (default: ``mixed_bfloat16`` on CPUs with AVX512_BF16/AMX and
+            no GPU, where it was measured 1.8–2.0× faster with no worse FID/KID, else
+            ``float32``; a resumed run keeps the precision it started with, see
+            :mod:`keras_mammo.training.precision`); ``float32``; ``mixed_bfloat16``
+            (bfloat16 compute, float32 weights; fast on CPUs with AVX512_BF16/AMX and on
+            recent GPUs/TPUs, no loss scaling);
             ``mixed_float16`` (float16 compute with dynamic loss scaling, for GPUs; a step
             whose gradients overflow is skipped and not counted in the generator step).
         mixed_precision: deprecated alias: ``true`` means ``precision: mixed_float16``.
@@ -176,7 +180,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_every: int = 1
     sample_count: int = 16
-    precision: str = choice("float32", "mixed_bfloat16", "mixed_float16", default="float32")
+    precision: str = choice("auto", "float32", "mixed_bfloat16", "mixed_float16", default="auto")
     mixed_precision: bool | None = None
     strategy: str = choice("default", "mirrored", "multi_worker", default="default")
     jit_compile: bool = False

@@ -74,7 +74,7 @@ def guard_signature(fn):
 
 
 def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: str | None = None,
-                 version: int | None = None, checkpoint=None, precision: str = "float32") -> Path:
+                 version: int | None = None, checkpoint=None, precision: str | None = None) -> Path:
     """Export a run's generator (newest or chosen checkpoint) as a TF-Serving SavedModel.
 
     Args:
@@ -83,9 +83,10 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
         name: model name (default: the run's ``export.name``).
         version: version number (default: next free one).
         checkpoint: checkpoint path or epoch number (default: newest).
-        precision: the exported graph's compute dtype: ``"float32"`` (default) or
-            ``"bfloat16"`` (float32 weights and inputs/outputs, bfloat16 convolutions: about
-            3× faster on CPUs with AVX512_BF16/AMX, and on GPUs with bfloat16 units; slow
+        precision: the exported graph's compute dtype: None (default: the one the run
+            trained in, see :func:`~keras_mammo.training.run.load_run_model`), ``"float32"``
+            or ``"bfloat16"`` (float32 weights and inputs/outputs, bfloat16 convolutions:
+            about 2.5× faster on CPUs with AVX512_BF16/AMX, and on GPUs with bfloat16 units; slow
             elsewhere, where bfloat16 is emulated; pixels within about 1/128 of float32,
             so 16-bit PNG signatures carry about 8 bits). Recorded in
             ``assets.extra/keras_mammo.json``.
@@ -138,7 +139,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
         meta = {"model": cfg.model.name, "resolution": state.get("stage", {}).get("resolution"),
                 "latent_dim": cfg.model.latent_dim, "seed": cfg.seed, "run": Path(run_dir).resolve().name,
                 "run_dir": os.path.relpath(Path(run_dir).resolve(), target.resolve()),
-                "epoch": state.get("epoch"), "step": state.get("step"), "precision": precision,
+                "epoch": state.get("epoch"), "step": state.get("step"), "precision": state["precision"],
                 "signatures": sorted(signatures)}
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / "assets.extra" / "keras_mammo.json").write_text(json.dumps(meta, indent=2))

@@ -44,9 +44,23 @@ def _check_count(n: int, limit: int | None = MAX_IMAGES) -> None:
                         f"with different seeds")
 
 
+def check_precision_source(precision: str | None, source: str | Path, server: str | None = None) -> None:
+    """Refuse a ``precision`` for a source that cannot honour it: only a run directory is
+    rebuilt at generation time; a SavedModel or a served model keeps the precision it was
+    exported with.
+
+    Raises:
+        ValueError: ``precision`` is given (not None) and ``source`` is a SavedModel or
+            ``server`` is set.
+    """
+    if precision is not None and (server is not None or not (Path(source) / "config.yaml").is_file()):
+        raise ValueError(f"precision={precision!r} applies to runs only: a SavedModel or server keeps the precision "
+                         f"it was exported with (keras-mammo export --precision)")
+
+
 def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
                 conditions: dict | None = None, limit: int | None = MAX_IMAGES, bits: int = 8,
-                precision: str = "float32"):
+                precision: str | None = None):
     """Generate ``n`` images in batches, so memory stays flat in ``n``.
 
     Image ``i`` is the same whatever ``batch_size``: the latent vectors are
@@ -62,7 +76,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
 
     Raises:
         DataError: as :func:`generate_images`, or ``n`` above ``limit``.
-        ValueError: ``n < 1``, or ``precision`` unknown or not float32 for a SavedModel.
+        ValueError: ``n < 1``, or ``precision`` unknown or given for a SavedModel.
     """
     import tensorflow as tf
 
@@ -70,6 +84,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
     from keras_mammo.training.gan import GAN
 
     _check_count(n, limit)
+    check_precision_source(precision, source)
     batch_size = max(1, int(batch_size))
     source = Path(source)
     if (source / "config.yaml").is_file():
@@ -83,9 +98,6 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
             cond = None if conditions is None else {k: tf.constant(v[i:i + batch_size]) for k, v in conditions.items()}
             yield i, from_model_range(model.generate_traced(tf.constant(z[i:i + batch_size]), cond))
         return
-    if precision != "float32":
-        raise ValueError(f"precision={precision!r} applies to runs only: a SavedModel keeps the precision it was "
-                         f"exported with (keras-mammo export --precision)")
     path = _latest_version(source)
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures["serving_default"]
@@ -116,7 +128,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
 
 
 def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,
-                    conditions: dict | None = None, bits: int = 8, precision: str = "float32") -> np.ndarray:
+                    conditions: dict | None = None, bits: int = 8, precision: str | None = None) -> np.ndarray:
     """Generate ``n`` images (all held in memory; :func:`write_images` streams them to files).
 
     Args:
@@ -132,9 +144,11 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
         bits: unconditional SavedModels only: 8 → the uint8 ``serving_default`` images;
             16 → the 16-bit PNGs of ``latent_png16`` (an export without that signature
             gives 8-bit images and a warning). Runs always keep float precision.
-        precision: runs only: ``"float32"`` (default) or ``"bfloat16"`` compute
-            (:func:`keras_mammo.training.run.load_run_model`: about 3× faster on CPUs with
-            AVX512_BF16/AMX, pixels within about 1/128 of the float32 ones).
+        precision: runs only: None (default: the precision the run trained in, so the
+            images are those of its in-training evaluation), ``"float32"`` or
+            ``"bfloat16"`` compute (:func:`keras_mammo.training.run.load_run_model`: about
+            2.5× faster on CPUs with AVX512_BF16/AMX, pixels within about 1/128 of the
+            float32 ones).
 
     Returns:
         ``(n, H, W, 1) float32`` in ``[0, 1]``. SavedModel outputs are ``uint8 / 255``
@@ -145,7 +159,7 @@ def generate_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, 
             is a conditional SavedModel (seg-cdcgan, pix2pix, unet) and no ``conditions``
             were given (a conditional *run* uses its prepared films instead), or ``n`` is
             above :data:`MAX_IMAGES`.
-        ValueError: ``n < 1``.
+        ValueError: ``n < 1``, or ``precision`` given for a SavedModel.
     """
     return np.concatenate([b for _, b in iter_images(source, n, seed, checkpoint, batch_size, conditions, bits=bits,
                                                      precision=precision)])
@@ -214,7 +228,7 @@ def refuse_overwrite(out_dir: str | Path, names: list[str], overwrite: bool = Fa
 def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0, checkpoint=None,
                  batch_size: int | None = None, bits: int = 8, prefix: str = "synthetic", overwrite: bool = False,
                  grid: bool = True, conditions: dict | None = None, fmt: str = "png", server: str | None = None,
-                 version: int | None = None, precision: str = "float32") -> dict:
+                 version: int | None = None, precision: str | None = None) -> dict:
     """Generate ``n`` images straight to files, batch by batch (memory flat in ``n``).
 
     Each batch is written before the next is generated (or requested from ``server``);
@@ -238,8 +252,9 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
             (default 16; at most the server's ``--max_batch_size``).
         server, version: a TF Serving REST URL (:func:`keras_mammo.serving.client.iter_from_server`)
             and optionally the version to use (default: the newest).
-        precision: runs only (:func:`generate_images`); a non-default one is written into
-            each PNG's text chunks (``Precision``).
+        precision: runs only (:func:`generate_images`); a precision other than float32
+            (given, or the run's own) is written into each PNG's text chunks
+            (``Precision``).
         others: as :func:`generate_images`.
 
     Returns:
@@ -251,7 +266,7 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
         DataError: as :func:`iter_images` / ``iter_from_server``, or an output file exists
             and not ``overwrite``.
         ValueError: ``fmt`` is not png or dicom, ``bits`` not 8 or 16, or ``precision`` is
-            not float32 for a SavedModel or server.
+            given for a SavedModel or server.
     """
     from keras_mammo.data.io import write_png
 
@@ -260,9 +275,12 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")
     _check_count(n)
-    if precision != "float32" and (server is not None or not (Path(source) / "config.yaml").is_file()):
-        raise ValueError(f"precision={precision!r} applies to runs only: a SavedModel or server keeps the precision "
-                         f"it was exported with (keras-mammo export --precision)")
+    check_precision_source(precision, source, server)
+    if server is None and precision is None and (Path(source) / "config.yaml").is_file():
+        from keras_mammo.config import load_run_config
+        from keras_mammo.training.precision import inference_precision
+
+        precision = inference_precision(load_run_config(source).train.precision)
     want_bits = 16 if fmt == "dicom" else bits
     out = Path(out_dir)
     ext = "dcm" if fmt == "dicom" else "png"
@@ -279,7 +297,7 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
                               precision=precision)
     out.mkdir(parents=True, exist_ok=True)
     text = provenance(source, seed, server, served.get("version"))
-    if precision != "float32":
+    if precision not in (None, "float32"):
         text["Precision"] = precision
     if fmt == "dicom":
         from keras_mammo.dicom import SeriesWriter, source_provenance

@@ -20,13 +20,13 @@ def _cfg(prepared, run_dir, **extra):
 
 
 def test_precision_key_and_deprecated_alias():
-    assert load_config(None, {}).train.precision == "float32"
+    assert load_config(None, {}).train.precision == "auto"
     assert load_config(None, {"train.precision": "mixed_bfloat16"}).train.precision == "mixed_bfloat16"
     with pytest.warns(FutureWarning, match="train.mixed_precision is deprecated; use train.precision: mixed_float16"):
         cfg = load_config(None, {"train.mixed_precision": True})
     assert cfg.train.precision == "mixed_float16" and cfg.train.mixed_precision is None
-    with pytest.raises(ConfigError, match="train.precision: 'bfloat16' is not allowed; allowed values: float32, "
-                                          "mixed_bfloat16, mixed_float16"):
+    with pytest.raises(ConfigError, match="train.precision: 'bfloat16' is not allowed; allowed values: auto, "
+                                          "float32, mixed_bfloat16, mixed_float16"):
         load_config(None, {"train.precision": "bfloat16"})
 
 
@@ -163,8 +163,10 @@ def test_bfloat16_generation_from_a_run_and_an_export(mias_prepared, tmp_path):
     from keras_mammo.generate import generate_images
     from keras_mammo.training.run import load_run_model, train
 
-    run = train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1}), progress=False)
+    run = train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1, "train.precision": "float32"}),
+                progress=False)
     fp32 = generate_images(run, 6, seed=4)
+    np.testing.assert_array_equal(generate_images(run, 6, seed=4, precision="float32"), fp32)  # the run's own
     bf16 = generate_images(run, 6, seed=4, precision="bfloat16")
     assert keras.mixed_precision.global_policy().name == "float32"
     assert bf16.shape == fp32.shape == (6, 16, 16, 1) and bf16.dtype == np.float32
@@ -183,3 +185,50 @@ def test_bfloat16_generation_from_a_run_and_an_export(mias_prepared, tmp_path):
     assert np.abs(served - bf16).max() <= 1.5 / 255       # the export computes what the run does, then rounds
     with pytest.raises(ValueError, match="applies to runs only"):
         generate_images(version, 2, precision="bfloat16")
+
+
+def test_auto_precision_by_cpu_flags_and_kept_by_a_resumed_run(mias_prepared, tmp_path, monkeypatch):
+    """train.precision: auto → mixed_bfloat16 on a CPU with bfloat16 instructions, float32 elsewhere; the choice
+    is recorded in config.yaml, a resumed run keeps it whatever the machine says, and generate/export default to it
+    (so their images are those of in-training evaluation)."""
+    import json
+
+    from PIL import Image
+
+    from keras_mammo.export import export_model
+    from keras_mammo.generate import generate_images, write_images
+    from keras_mammo.training import precision as prec
+    from keras_mammo.training.run import load_run_config, load_run_model, train
+
+    flags = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {}\nbogomips\t: 4000\n"
+    (tmp_path / "bf16").write_text(flags.format("avx512_bf16 amx_tile"))
+    (tmp_path / "amx").write_text(flags.format("amx_bf16"))
+    (tmp_path / "plain").write_text(flags.format("avx512_vnni"))
+    assert prec.cpu_has_bfloat16(tmp_path / "bf16") and prec.cpu_has_bfloat16(tmp_path / "amx")
+    assert not prec.cpu_has_bfloat16(tmp_path / "plain") and not prec.cpu_has_bfloat16(tmp_path / "missing")
+    assert prec.auto_precision(tmp_path / "bf16") == "mixed_bfloat16"   # no GPU on the test machines
+    assert prec.auto_precision(tmp_path / "plain") == "float32"
+    assert prec.resolve_precision("float32", "mixed_bfloat16") == "float32"
+    assert prec.resolve_precision("auto", "float32") == "float32"       # runs from before `auto` resume unchanged
+
+    monkeypatch.setattr(prec, "cpu_has_bfloat16", lambda cpuinfo="": True)
+    cfg = _cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1})
+    assert cfg.train.precision == "auto"
+    run = train(cfg, progress=False)
+    assert load_run_config(run).train.precision == "mixed_bfloat16"
+    model, _, state = load_run_model(run)
+    assert state["precision"] == "bfloat16" and model.generator.compute_dtype == "bfloat16"
+    own = generate_images(run, 4, seed=1)
+    np.testing.assert_array_equal(own, generate_images(run, 4, seed=1, precision="bfloat16"))
+    assert np.abs(own - generate_images(run, 4, seed=1, precision="float32")).max() > 0
+    write_images(run, 2, tmp_path / "png", seed=1)
+    assert Image.open(tmp_path / "png" / "synthetic_00000.png").text["Precision"] == "bfloat16"
+    version = export_model(run, tmp_path / "saved", "m", 1)
+    assert json.loads((version / "assets.extra" / "keras_mammo.json").read_text())["precision"] == "bfloat16"
+
+    monkeypatch.setattr(prec, "cpu_has_bfloat16", lambda cpuinfo="": False)   # resumed on another machine
+    train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 2}), progress=False)
+    assert load_run_config(run).train.precision == "mixed_bfloat16"
+    assert load_run_model(run)[2]["epoch"] == 2
+    fresh = train(_cfg(mias_prepared, tmp_path / "new", **{"train.epochs": 1}), progress=False)
+    assert load_run_config(fresh).train.precision == "float32"

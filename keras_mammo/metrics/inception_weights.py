@@ -376,14 +376,10 @@ def _load(path: Path, directory: str | Path | None, precision: str = "float32"):
         convert_fid_inception(directory=directory)
         if not _check_cached(path):
             raise FIDWeightsError(f"{path}: converted weights fail their sha256 check")
-    import keras
+    from keras_mammo.training.precision import INFERENCE_POLICIES, dtype_policy
 
-    policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
-    try:
+    with dtype_policy(INFERENCE_POLICIES[precision]):
         model = build_fid_inception()
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     model.load_weights(path)
     model.trainable = False
     return model

@@ -47,6 +47,8 @@ from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, 
 from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.training.gan import GAN
 from keras_mammo.training.lock import run_dir_lock
+from keras_mammo.training.precision import (  # noqa: F401 - INFERENCE_POLICIES re-exported
+    INFERENCE_POLICIES, dtype_policy, inference_precision, resolve_precision)
 from keras_mammo.training.progress import RunProgress, record_run_end
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
@@ -246,6 +248,9 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
+    # train.precision: auto → this machine's choice for a new run, the recorded one for a resumed run
+    previous = load_run_config(run_dir).train.precision if (run_dir / "config.yaml").is_file() else None
+    cfg.train.precision = resolve_precision(cfg.train.precision, previous)
     if (run_dir / "config.yaml").is_file():
         diffs = config_differences(load_run_config(run_dir), cfg)
         if diffs and ckpt is not None:
@@ -351,12 +356,8 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     return run_dir
 
 
-#: ``precision`` of :func:`load_run_model` → the Keras dtype policy the model is built under
-INFERENCE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-
-
 def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = None,
-                   ema: bool | None = None, precision: str = "float32") -> tuple[GAN, Config, dict]:
+                   ema: bool | None = None, precision: str | None = None) -> tuple[GAN, Config, dict]:
     """Rebuild a run's model and restore a checkpoint (default: ``best``, else the newest).
 
     Args:
@@ -366,12 +367,14 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
             selects the raw generator weights instead of the EMA ones.
         ema: use the EMA generator weights when the checkpoint has them (None:
             ``train.use_ema`` of the run, unless ``":raw"`` is given).
-        precision: the compute dtype of the rebuilt model, whatever the run trained in:
-            ``"float32"`` (default), or ``"bfloat16"`` (Keras ``mixed_bfloat16``: float32
-            weights, bfloat16 convolutions; about 3× faster generation on CPUs with
-            AVX512_BF16/AMX, images within about 1/128 of the float32 ones, so 16-bit
-            outputs carry about 8 bits of precision). The global dtype policy is left as
-            it was.
+        precision: the compute dtype of the rebuilt model: None (default) → the one the
+            run trained in (:func:`~keras_mammo.training.precision.inference_precision`:
+            ``"bfloat16"`` for ``mixed_bfloat16`` runs, else ``"float32"``), so images are
+            those of in-training evaluation; ``"float32"``; or ``"bfloat16"`` (Keras
+            ``mixed_bfloat16``: float32 weights, bfloat16 convolutions; about 2.5× faster
+            generation on CPUs with AVX512_BF16/AMX, images within about 1/128 of the
+            float32 ones, so 16-bit outputs carry about 8 bits of precision). The global
+            dtype policy is left as it was.
 
     Returns:
         ``(model, config, state)``; the model is set to the checkpoint's stage, α synced,
@@ -383,11 +386,12 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
     """
     from keras_mammo.training.checkpoint import list_checkpoints
 
-    if precision not in INFERENCE_POLICIES:
+    if precision is not None and precision not in INFERENCE_POLICIES:
         raise ValueError(f"precision must be one of {sorted(INFERENCE_POLICIES)}, got {precision!r}")
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    precision = precision or inference_precision(cfg.train.precision)
     if isinstance(checkpoint, str) and checkpoint.endswith(":raw"):
         checkpoint, ema = checkpoint[:-4] or None, False
     if checkpoint == "best":
@@ -408,12 +412,8 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
         path = matches[0]
     else:
         path = Path(checkpoint)
-    policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(INFERENCE_POLICIES[precision])
-    try:   # layers take the global policy when they are constructed
+    with dtype_policy(INFERENCE_POLICIES[precision]):
         model = build_run_model(cfg, load_data_info(run_dir))
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     if checkpoint is None and path.name != "best.npz":  # no best checkpoint: the newest intact one
         path, state = restore_latest(run_dir, model.checkpoint_variables(),
                                      warn=lambda m: print(f"warning: {m}", flush=True))
