@@ -87,8 +87,9 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
             trained in, see :func:`~keras_mammo.training.run.load_run_model`), ``"float32"``
             or ``"bfloat16"`` (float32 weights and inputs/outputs, bfloat16 convolutions:
             about 2.5× faster on CPUs with AVX512_BF16/AMX, and on GPUs with bfloat16 units; slow
-            elsewhere, where bfloat16 is emulated; pixels within about 1/128 of float32,
-            so 16-bit PNG signatures carry about 8 bits). Recorded in
+            elsewhere, where bfloat16 is emulated; pixels as in
+            :func:`~keras_mammo.training.run.load_run_model`, so 16-bit PNG signatures
+            carry about 8 bits). Recorded in
             ``assets.extra/keras_mammo.json``.
 
     Returns:

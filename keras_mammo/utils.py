@@ -88,3 +88,25 @@ def set_global_seed(seed: int, deterministic_ops: bool = True) -> None:
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
         tf.config.optimizer.set_experimental_options({"remapping": False})
+
+
+@contextlib.contextmanager
+def grappler_remapping(enabled: bool = True):
+    """Set Grappler's remapper (Conv2D + BiasAdd + activation fusion) inside the block and
+    restore the previous setting on exit.
+
+    A ``tf.function`` is optimized when it first runs, under the setting of that moment.
+    Training turns the remapper off (:func:`set_global_seed`); ``generate`` and ``evaluate``
+    run with TensorFlow's default (on). In float32 the fused and unfused kernels give the
+    same images; in bfloat16 they round differently (by up to about 2/1000 of the range),
+    so in-training evaluation traces its generator with the remapper on, as those commands
+    do, and its FID stays equal to ``keras-mammo evaluate``'s.
+    """
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options().get("remapping", True)
+    tf.config.optimizer.set_experimental_options({"remapping": bool(enabled)})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"remapping": before})

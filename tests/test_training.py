@@ -60,7 +60,9 @@ def test_same_seed_same_images_other_seed_differs(mias_prepared, tmp_path):
 
     model, cfg, _ = load_run_model(a)
     z = GAN.fixed_latents(4, cfg.model.latent_dim, 1)
-    np.testing.assert_allclose(ia, (np.asarray(model.generate(z)) + 1.0) / 2.0, atol=1e-6)
+    # eager kernels round like the traced ones in float32, not in bfloat16 (train.precision: auto on AVX512_BF16)
+    atol = 1e-6 if cfg.train.precision == "float32" else 4e-3
+    np.testing.assert_allclose(ia, (np.asarray(model.generate(z)) + 1.0) / 2.0, atol=atol)
     assert np.abs(ia - ic).max() > 1e-3
     assert np.abs(generate_images(a, 4, seed=2) - ia).max() > 1e-3
 

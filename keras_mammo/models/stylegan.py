@@ -146,7 +146,7 @@ class MappingNetwork(layers.Layer):
         x = pixel_norm(ops.cast(z, "float32"))
         for d in self.dense:
             x = ops.leaky_relu(d(x), negative_slope=0.2)
-        return x
+        return ops.cast(x, "float32")   # w in float32 under mixed precision too (w_avg, truncation)
 
     def get_config(self):
         return {**super().get_config(), "w_dim": self.w_dim, "num_layers": self.num_layers, "lr_mul": self.lr_mul}
@@ -342,7 +342,7 @@ class StyleDiscriminator(keras.Model):
                 h = self._block(j, h)
         h = self._lrelu(self.final_conv(self.mbstd(h)))
         h = self._lrelu(self.final_dense(ops.reshape(h, (ops.shape(h)[0], -1))))
-        return self.head(h)
+        return ops.cast(self.head(h), "float32")   # float32 logits under mixed precision too
 
 
 class StyleGAN(ProgressiveGAN):

@@ -115,15 +115,19 @@ def generated_images(model, cfg, n: int, seed: int = EVAL_SEED, batch_size: int 
 
     from keras_mammo.generate import run_conditions
     from keras_mammo.training.gan import GAN
+    from keras_mammo.utils import grappler_remapping
 
     if hasattr(model, "sync_alpha"):
         model.sync_alpha()
     z = GAN.fixed_latents(n, cfg.model.latent_dim, seed).numpy()
     conditions = run_conditions(cfg, model, n) if model.inputs_needed else None
     out = []
-    for i in range(0, n, batch_size):
-        cond = None if conditions is None else {k: v[i:i + batch_size] for k, v in conditions.items()}
-        out.append(np.asarray(model.generate(tf.constant(z[i:i + batch_size]), cond)))
+    # the traced path of `generate`/`evaluate --run`, optimized as there (remapper on): eager and graph kernels,
+    # fused and unfused ones, round apart in bfloat16
+    with grappler_remapping(True):
+        for i in range(0, n, batch_size):
+            cond = None if conditions is None else {k: tf.constant(v[i:i + batch_size]) for k, v in conditions.items()}
+            out.append(np.asarray(model.generate_traced(tf.constant(z[i:i + batch_size]), cond)))
     return np.clip((np.concatenate(out) + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
 
 

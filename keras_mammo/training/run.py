@@ -372,8 +372,9 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
             ``"bfloat16"`` for ``mixed_bfloat16`` runs, else ``"float32"``), so images are
             those of in-training evaluation; ``"float32"``; or ``"bfloat16"`` (Keras
             ``mixed_bfloat16``: float32 weights, bfloat16 convolutions; about 2.5× faster
-            generation on CPUs with AVX512_BF16/AMX, images within about 1/128 of the
-            float32 ones, so 16-bit outputs carry about 8 bits of precision). The global
+            generation on CPUs with AVX512_BF16/AMX; on a trained 64 px fastgan run the
+            pixels differed from float32 by 0.12/255 on average, by at most 1.8/255 for
+            99.9 % of them and 5.9/255 at most, so 16-bit outputs carry about 8 bits). The global
             dtype policy is left as it was.
 
     Returns:
