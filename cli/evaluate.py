@@ -117,10 +117,14 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, model_path_old, count
         note(f"generating {n} images from {source} (seed {seed})", quiet)
         images = generate_images(source, n, seed=seed, checkpoint=checkpoint)
         size = size or int(images.shape[1])
+        used = checkpoint
+        if used is None:   # a run's default is its best checkpoint when it has one (load_run_model)
+            from keras_mammo.training.checkpoint import best_checkpoint
+
+            used = "best" if run_dir and best_checkpoint(run_dir) is not None else "latest"
         synthetic = image_set_from_array(images, "synthetic", size=size,
-                                         source=f"generated from {source} (n={n}, seed={seed}, "
-                                                f"checkpoint={checkpoint or 'latest'})")
-        extra["generation"] = {"source": str(source), "n": n, "seed": seed, "checkpoint": checkpoint}
+                                         source=f"generated from {source} (n={n}, seed={seed}, checkpoint={used})")
+        extra["generation"] = {"source": str(source), "n": n, "seed": seed, "checkpoint": used}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # the evaluator's warnings are echoed below
         result = run_evaluation(real_dir, synthetic, out, size=size, splits=splits, seed=seed,

@@ -117,6 +117,8 @@ def test_run_generates_and_summarizes_losses(fid_ready, mias_prepared, tmp_path,
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(f"data:\n  prepared: {mias_prepared}\n  size: 64\n")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "best.npz").write_bytes(b"")   # what generate_images uses by default
     rng = np.random.default_rng(1)
     rows = ["step,epoch,resolution,alpha,d_loss,g_loss"]
     rows += [f"{s},{s // 10 + 1},{32 if s <= 60 else 64},1.0,{0.6 + 0.01 * rng.standard_normal():.4f},"
@@ -137,6 +139,7 @@ def test_run_generates_and_summarizes_losses(fid_ready, mias_prepared, tmp_path,
     assert calls == {"source": str(run), "n": 8, "seed": 5}
     m = json.loads((out / "metrics.json").read_text())
     assert m["generation"]["n"] == 8 and m["synthetic"]["n"] == 8
+    assert m["generation"]["checkpoint"] == "best" and "checkpoint=best" in m["synthetic"]["source"]
     assert m["real"]["source"] == str(mias_prepared)
     phases = m["losses"]["phases"]
     assert [p["resolution"] for p in phases] == [32, 64] and phases[1]["start"] == 61
