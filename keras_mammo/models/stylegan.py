@@ -154,7 +154,7 @@ class MappingNetwork(layers.Layer):
 
 @keras.saving.register_keras_serializable("keras_mammo")
 class StyledConv(layers.Layer):
-    """[×2 upsample →] [3×3 conv →] noise → bias → LeakyReLU(0.2) → AdaIN(w) (Karras et al. 2019, Fig. 1b).
+    """``[×2 upsample →] [3×3 conv →] noise → bias → LeakyReLU(0.2) → AdaIN(w)`` (Karras et al. 2019, Fig. 1b).
 
     ``call(x, w, noise)``: ``x (N, H, W, C_in)``, ``w (N, w_dim)``, ``noise (N or 1, H', W', 1)``
     → ``(N, H', W', filters)`` with ``H' = 2H`` when upsampling.
