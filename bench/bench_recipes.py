@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from keras_mammo.config import load_config  # noqa: E402  (no TensorFlow import)
 #: the keys of mias-best's train section that make up the small-data recipe
 RECIPE_KEYS = ("ema", "ema_rampup", "augment", "ada_target", "ada_kimg", "eval_n")
-#: evaluation interval of the recipe arm, in epochs, as the README's table was measured: fixed
+#: evaluation interval of the recipe arm, in epochs, as the table in docs/small-data.md was measured: fixed
 #: here because mias-best's own interval is set for fastgan's slower epochs (25), which would
 #: spend a fifth of dcgan's 20 minutes evaluating
 RECIPE_EVAL_EVERY = 100

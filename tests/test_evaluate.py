@@ -90,7 +90,7 @@ def test_feature_cache_and_html_report(fid_ready, mias_prepared, synthetic_dir, 
     assert fast["feature_network"]["features_from_cache"] == {"real": False, "synthetic": False}
     assert fast["feature_network"]["precision"] == "bfloat16" and first["feature_network"]["precision"] == "float32"
     assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 4
-    # 1.9 % apart here: 10 images make FID's matrix square root touchy (0.06 % at 161 per side, README)
+    # 1.9 % apart here: 10 images make FID's matrix square root touchy (0.06 % at 161 per side, docs/benchmarks.md)
     assert fast["fid"]["full"]["value"] == pytest.approx(first["fid"]["full"]["value"], rel=0.05)
     assert fast["fid"]["full"]["value"] != first["fid"]["full"]["value"]
     assert "compute precision: bfloat16" in (tmp_path / "c" / "report.md").read_text()

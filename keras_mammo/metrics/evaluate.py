@@ -108,7 +108,7 @@ def evaluate(
         fid_precision: the Inception network's compute dtype: ``"float32"`` (default, the
             reference) or ``"bfloat16"`` (about 3× faster on CPUs with AVX512_BF16/AMX; FID
             within 0.1 % of float32 at 161 MIAS films per side, but 2 % apart at 10 images,
-            README *Benchmarks*). Recorded in ``metrics.json``
+            docs/benchmarks.md). Recorded in ``metrics.json``
             (``feature_network.precision``); compare FIDs of one precision only.
 
     Returns:

@@ -32,7 +32,7 @@ def _check_features(feats, name: str) -> np.ndarray:
         raise DataError(f"{name}: features must be (N, D), got shape {f.shape}")
     if f.shape[0] < 2:
         raise DataError(f"{name}: FID/KID need at least 2 images per side, got {f.shape[0]} "
-                        "(there is no FID of a single image; see the README, 'Evaluating synthetic images')")
+                        "(there is no FID of a single image; see docs/evaluation.md, 'Why there is no per-image FID')")
     if not np.isfinite(f).all():
         raise DataError(f"{name}: features contain NaN or infinite values")
     return f

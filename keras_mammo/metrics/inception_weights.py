@@ -398,7 +398,7 @@ def load_fid_inception(directory: str | Path | None = None, precision: str = "fl
             with bfloat16 compute (``mixed_bfloat16``), about 3× faster on CPUs with
             AMX/AVX512_BF16. Opt-in: features differ by up to ~0.2 (of ≤ 4.1) from float32;
             FID of 161 vs 161 MIAS films moved by 0.063 % (58.742 → 58.779), KID within its
-            standard deviation (2026-11-29, one pair of sets; README *Benchmarks*).
+            standard deviation (2026-11-29, one pair of sets; docs/benchmarks.md).
 
     Returns:
         ``keras.Model`` mapping ``(N, 299, 299, 3) float32`` in [-1, 1]

@@ -2,7 +2,7 @@
 
 ``auto`` (the default) trains in ``mixed_bfloat16`` (bfloat16 compute, float32 weights) on
 CPUs that have bfloat16 instructions (``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``)
-and in ``float32`` everywhere else. The choice was measured (issue 10, README *Benchmarks*):
+and in ``float32`` everywhere else. The choice was measured (issue 10, docs/benchmarks.md):
 on such a CPU bfloat16 trains 1.8–2.0× faster than float32 at 64–256 px, and on a fixed short
 MIAS run (same seed, data order and images) its FID and KID were no worse (379.3 / 0.508 vs
 384.1 / 0.513). GPUs are not chosen automatically: bfloat16 and float16 were not measured

@@ -48,7 +48,7 @@ def _train_counts(spec: dict) -> str:
 
 
 def results_table(result: dict) -> str:
-    """The Markdown table of all experiments (the README's "Does synthetic data help?" table)."""
+    """The Markdown table of all experiments (the tables of docs/utility.md)."""
     test = result["test"]
     seeds = result["seeds"]
     n_boot = result["bootstrap"]["n_boot"]
