@@ -222,7 +222,7 @@ def make_train_dataset(stage: StageArrays | StageFiles, batch_size: int, seed: i
     Each epoch walks a fresh seeded permutation (wrapping around when ``steps`` ×
     ``batch_size`` exceeds the images). Yields dicts of ``"image"`` ``(B, R, R, 1)
     float32`` in ``[-1, 1]`` plus the stage's masks (float32 {0, 1}) and labels (int32).
-    A :class:`StageArrays` is gathered from memory (held in non-trainable ``tf.Variable``\ s,
+    A :class:`StageArrays` is gathered from memory (held in non-trainable ``tf.Variable`` objects,
     not graph constants); a :class:`StageFiles` is read and decoded in parallel, film by
     film, then batched. Both yield the same batches.
     """
