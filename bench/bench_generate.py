@@ -7,7 +7,7 @@ For each resolution a thesis-GAN run is trained for one step on MIAS (weights do
 matter for speed) and exported. Then, per batch size, after one warm-up call:
 
 - ``run``: the run's model restored from its checkpoint (``load_run_model``), images from
-  ``model.generate_traced`` as ``keras_mammo.generate.generate_images`` calls it;
+  ``model.generate_traced`` as ``keras_mammo.generation.generate.generate_images`` calls it;
 - ``savedmodel``: ``tf.saved_model.load`` of the export, its ``serving_default``
   signature (``latent`` → uint8 ``images``), as TF Serving runs it.
 
@@ -93,7 +93,7 @@ def main() -> None:
     import tensorflow as tf
 
     from keras_mammo.config import load_config
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
     from keras_mammo.training.run import load_run_model, train
 
     if not (Path(args.prepared) / "manifest.jsonl").is_file():

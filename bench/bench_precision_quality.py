@@ -31,7 +31,7 @@ def main() -> None:
 
     from keras_mammo.config import load_config
     from keras_mammo.data.pipeline import load_stage_arrays
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.metrics.fid import fid
     from keras_mammo.metrics.inception import inception_features
     from keras_mammo.metrics.kid import kid

@@ -48,7 +48,7 @@ def export_bench_model(tmp: Path, resolution: int) -> Path:
     from keras_mammo.config import load_config
     from keras_mammo.data.datasets import default_mias_path
     from keras_mammo.data.prepare import prepare_dataset
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
     from keras_mammo.training.run import train
 
     mias = default_mias_path()

@@ -109,7 +109,7 @@ def synthetic_images(name: str, run_dir: Path, full) -> np.ndarray:
     """``(N, 64, 64, 1)`` in ``[0, 1]``: N images from fixed latents (unconditional models), or one
     image per real film of ``full`` (all prepared films) from its masks and class (conditional ones)."""
     from keras_mammo.data.pipeline import fixed_batch
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.metrics.model_specific import remap_labels
     from keras_mammo.training.run import load_data_info, load_run_config
 
@@ -126,7 +126,7 @@ def synthetic_images(name: str, run_dir: Path, full) -> np.ndarray:
 
 def model_specific(name: str, run_dir: Path, unet_run: Path, prepared: Path, held: set) -> dict:
     """The library's model-specific metrics (``keras-mammo evaluate --run``), on the held-out patients."""
-    from keras_mammo.metrics.model_specific import evaluate_run_model_specific
+    from keras_mammo.generation.run_metrics import evaluate_run_model_specific
 
     return evaluate_run_model_specific(run_dir, segmenter_run=unet_run if name == "seg-cdcgan" else None, seed=0,
                                        classifier_epochs=20, prepared=prepared, heldout_patients=held) or {}

@@ -110,7 +110,7 @@ def evaluate(real_dir, synthetic_dir, run_dir, model_path, model_path_old, count
         size = size or peek_size(synthetic_dir)
         synthetic = load_image_set(synthetic_dir, size=size, name="synthetic", progress=not quiet)
     else:
-        from keras_mammo.generate import generate_images
+        from keras_mammo.generation.generate import generate_images
 
         n = count or count_images(real_dir)
         source = run_dir or model_path
@@ -143,7 +143,7 @@ def _model_specific(run_dir: Path, segmenter_run, seed: int, out: Path, result: 
     """Add the paper-specific metrics of seg-cdcgan / pix2pix / unet runs to metrics.json and the report."""
     import json
 
-    from keras_mammo.metrics.model_specific import evaluate_run_model_specific
+    from keras_mammo.generation.run_metrics import evaluate_run_model_specific
     from keras_mammo.utils import write_json_atomic
 
     specific = evaluate_run_model_specific(run_dir, segmenter_run=segmenter_run, seed=seed)

@@ -37,7 +37,7 @@ def export(run_dir, checkpoint, out_dir, name, version, precision, quiet):
       (8- or 16-bit PNGs; TF Serving's REST API returns them as {"b64": ...})
     Inspect with: saved_model_cli show --all --dir <out>/<name>/<version>
     """
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
 
     path = export_model(run_dir, out_dir, name, version, checkpoint, precision=precision)
     click.echo(f"SavedModel: {path}")

@@ -63,7 +63,7 @@ def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoi
     if precision is not None and not run_dir:
         raise click.UsageError("--precision applies to --run only: a SavedModel keeps the precision it was exported "
                                "with (keras-mammo export --precision)")
-    from keras_mammo.generate import write_images
+    from keras_mammo.generation.generate import write_images
 
     res = write_images(run_dir or model_path or model_name, count, out_dir, seed=seed, checkpoint=checkpoint,
                        bits=int(bits), prefix=prefix, overwrite=overwrite, grid=grid, fmt=fmt, server=server,

@@ -79,7 +79,7 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
     out = run_training(cfg, progress=not quiet)
     click.echo(f"run: {out} (samples: {out}/samples/latest.png, loss curve: {out}/loss_curve.png)")
     if do_export:
-        from keras_mammo.export import export_model
+        from keras_mammo.generation.export import export_model
 
         path = export_model(out, cfg.export.dir, cfg.export.name)
         click.echo(f"SavedModel: {path}")

@@ -113,7 +113,7 @@ class TrainConfig:
         precision: ``auto`` (default: ``mixed_bfloat16`` on CPUs with AVX512_BF16/AMX and
             no GPU, where it was measured 1.8–2.0× faster with no worse FID/KID, else
             ``float32``; a resumed run keeps the precision it started with, see
-            :mod:`keras_mammo.training.precision`); ``float32``; ``mixed_bfloat16``
+            :mod:`keras_mammo.precision`); ``float32``; ``mixed_bfloat16``
             (bfloat16 compute, float32 weights; fast on CPUs with AVX512_BF16/AMX and on
             recent GPUs/TPUs, no loss scaling);
             ``mixed_float16`` (float16 compute with dynamic loss scaling, for GPUs; a step

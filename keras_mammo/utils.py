@@ -1,4 +1,4 @@
-"""Small helpers shared across the package: atomic writes, seeding, JSON."""
+"""Small helpers shared across the package: atomic writes, refusing to overwrite, seeding, JSON."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +6,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from keras_mammo.errors import DataError
 
 
 def fsync_path(path: str | Path) -> None:
@@ -110,3 +112,24 @@ def grappler_remapping(enabled: bool = True):
         yield
     finally:
         tf.config.optimizer.set_experimental_options({"remapping": before})
+
+
+def refuse_overwrite(out_dir: str | Path, names: list[str], overwrite: bool = False) -> None:
+    """Refuse to replace files: the one check behind every writer of generated images.
+
+    Args:
+        out_dir: the output folder (it need not exist).
+        names: file names that are about to be written in it.
+        overwrite: allow replacing them (``--overwrite``); then nothing is checked.
+
+    Raises:
+        DataError: naming the first existing file and how many would be overwritten.
+    """
+    out = Path(out_dir)
+    if overwrite or not out.is_dir():
+        return
+    present = set(os.listdir(out))
+    clash = [nm for nm in names if nm in present]
+    if clash:
+        raise DataError(f"{out / clash[0]}: exists already ({len(clash)} file(s) would be overwritten); "
+                        f"choose another --out or --prefix, or pass --overwrite")

@@ -1,4 +1,4 @@
-"""EMA generator and ADA (keras_mammo.training.ema, keras_mammo.augment.ada): units, no training runs."""
+"""EMA generator and ADA (keras_mammo.models.ema, keras_mammo.augment.ada): units, no training runs."""
 from __future__ import annotations
 
 import keras
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_mammo.augment.ada import AdaptiveAugment, ada_augment
-from keras_mammo.training.ema import GeneratorEMA
+from keras_mammo.models.ema import GeneratorEMA
 
 
 def test_ema_weights_equal_the_analytic_average():
@@ -162,7 +162,7 @@ def test_spectral_norm_bounds_the_discriminator_kernels():
 def test_d_options_are_refused_by_models_that_ignore_them():
     from keras_mammo.config import load_config
     from keras_mammo.errors import ConfigError
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.models.gan import GAN
 
     toy = GAN(keras.Sequential([keras.layers.Dense(4)]), keras.Sequential([keras.layers.Dense(1)]), 2, name="toy")
     with pytest.raises(ConfigError, match=r"train.loss: 'hinge' is not supported by model 'toy'"):

@@ -383,7 +383,7 @@ def test_savedmodel_honours_the_umask(mias_prepared, tmp_path):
     """TF Serving often runs as another user: under umask 022 folders are 0755 and files 0644."""
     import stat
 
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
     from keras_mammo.training.run import train
 
     run = train(_tiny_cfg(mias_prepared, tmp_path / "run"), progress=False)

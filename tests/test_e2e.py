@@ -108,7 +108,7 @@ def test_end_to_end_with_kill_and_resume(mias_dir, tmp_path):
     assert clash.returncode != 0 and "exists already" in clash.stderr and "next free: 2" in clash.stderr
     assert (path / "saved_model.pb").stat().st_mtime_ns == before
     # exporting again makes version 2 (the library call behind the CLI; TensorFlow is loaded here already)
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
 
     assert export_model(tmp_path / "run") == tmp_path / "saved_models" / "e2e" / "2"
     assert (tmp_path / "saved_models" / "e2e" / "2" / "saved_model.pb").is_file()

@@ -111,7 +111,7 @@ def test_fewer_than_two_images_is_refused(fid_ready, mias_prepared, tmp_path):
 
 def test_run_generates_and_summarizes_losses(fid_ready, mias_prepared, tmp_path, monkeypatch):
     """``--run``: real set from the run's config, images from generate_images, losses from its CSV."""
-    import keras_mammo.generate
+    import keras_mammo.generation.generate
     from keras_mammo.metrics.imagesets import load_image_set
 
     run = tmp_path / "run"
@@ -131,7 +131,7 @@ def test_run_generates_and_summarizes_losses(fid_ready, mias_prepared, tmp_path,
         calls.update(source=str(source), n=n, seed=seed)
         return np.clip(real[:n, ..., None][::-1] * 0.9, 0, 1).astype(np.float32)
 
-    monkeypatch.setattr(keras_mammo.generate, "generate_images", fake_generate)
+    monkeypatch.setattr(keras_mammo.generation.generate, "generate_images", fake_generate)
     out = tmp_path / "rep"
     res = CliRunner().invoke(_main(), ["evaluate", "--run", str(run), "-n", "8", "--seed", "5", "--out", str(out),
                                        "--no-cache", "--splits", "1", "--kid-subsets", "10"])

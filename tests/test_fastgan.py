@@ -134,8 +134,8 @@ def test_training_on_mias_lowers_reconstruction_then_checkpoint_export_generate(
     the last 5 steps < 0.8 × the first 5), then the checkpoint exports and its signatures answer."""
     import csv
 
-    from keras_mammo.export import export_model
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.training.run import train
 
     params = {"ngf": 4, "ndf": 8, "min_channels": 4}

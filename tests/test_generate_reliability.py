@@ -1,6 +1,6 @@
 """Generation and export under misuse: batches, a bound on -n, no overwriting, synthetic-image
 text chunks, non-finite latents refused by the SavedModel, no absolute paths in its metadata
-(keras_mammo.generate, keras_mammo.export)."""
+(keras_mammo.generation.generate, keras_mammo.generation.export)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from keras_mammo.errors import DataError
 def tiny_run(mias_prepared, tmp_path_factory):
     """A 2-epoch thesis run (16 → 32 px, one step per epoch) and its SavedModel."""
     from keras_mammo.config import load_config
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
     from keras_mammo.training.run import train
 
     root = tmp_path_factory.mktemp("gen")
@@ -31,7 +31,7 @@ def tiny_run(mias_prepared, tmp_path_factory):
 
 
 def test_batches_give_the_same_images_as_one_pass(tiny_run):
-    from keras_mammo.generate import generate_images, iter_images
+    from keras_mammo.generation.generate import generate_images, iter_images
 
     run, saved = tiny_run
     for source in (run, saved):
@@ -51,7 +51,7 @@ def test_count_has_an_upper_bound(tiny_run):
     from click.testing import CliRunner
 
     from cli.main import main
-    from keras_mammo.generate import MAX_IMAGES, generate_images
+    from keras_mammo.generation.generate import MAX_IMAGES, generate_images
 
     run, _ = tiny_run
     with pytest.raises(DataError, match=f"at most {MAX_IMAGES:,} images per call"):

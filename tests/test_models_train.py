@@ -53,7 +53,7 @@ def _call_signatures(name, loaded, res=32):
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_one_epoch_on_mias_checkpoint_and_export(name, mias_dir, mias_prepared, tmp_path):
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
     from keras_mammo.training.run import train
 
     run = train(run_cfg(name, mias_dir, mias_prepared, tmp_path / "run"), progress=False)
@@ -69,8 +69,8 @@ def test_one_epoch_on_mias_checkpoint_and_export(name, mias_dir, mias_prepared, 
     assert out.dtype == tf.uint8 and out.shape == (2, 32, 32, 1)
 
     # generation from the run: conditional models take their prepared films' conditions
-    from keras_mammo.generate import generate_images
-    from keras_mammo.metrics.model_specific import evaluate_run_model_specific
+    from keras_mammo.generation.generate import generate_images
+    from keras_mammo.generation.run_metrics import evaluate_run_model_specific
 
     imgs = generate_images(run, 3, seed=2)
     assert imgs.shape == (3, 32, 32, 1) and 0.0 <= imgs.min() and imgs.max() <= 1.0
@@ -127,8 +127,8 @@ def test_stylegan_resume_after_kill_matches_uninterrupted(mias_dir, mias_prepare
 @pytest.mark.parametrize("name", ["seg-cdcgan", "unet"])
 def test_conditional_savedmodel_without_conditions_is_a_clear_error(name, mias_dir, mias_prepared, tmp_path):
     from keras_mammo.errors import DataError
-    from keras_mammo.export import export_model
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.training.run import train
 
     run = train(run_cfg(name, mias_dir, mias_prepared, tmp_path / "run"), progress=False)

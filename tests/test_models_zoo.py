@@ -15,7 +15,7 @@ from keras_mammo.config import load_config
 from keras_mammo.data.pipeline import fixed_batch, load_stage_arrays
 from keras_mammo.models.registry import DataInfo, build_model
 from keras_mammo.training.checkpoint import restore_checkpoint, save_checkpoint
-from keras_mammo.training.gan import GAN, images_to_uint8
+from keras_mammo.models.gan import GAN, images_to_uint8
 
 LATENT = 16
 #: Small widths: the architectures of the papers, thinned for a CPU test.
@@ -183,7 +183,7 @@ def test_discriminator_options_act_or_are_refused_with_the_reason(name, mias_bat
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_export_reloads_and_signatures_answer(name, mias_batches, tmp_path):
-    """SavedModel of ``export_trackables`` + ``export_signatures`` (as keras_mammo.export does)."""
+    """SavedModel of ``export_trackables`` + ``export_signatures`` (as keras_mammo.generation.export does)."""
     res = 32
     batch, classes = mias_batches[res]
     model = make_model(name, res, classes)

@@ -9,8 +9,8 @@ import shutil
 def test_pipeline_outputs_hold_no_identifying_dicom_values(identified_dicom, tmp_path):
     from keras_mammo.config import load_config
     from keras_mammo.data.prepare import prepare_dataset
-    from keras_mammo.export import export_model
-    from keras_mammo.generate import write_images
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.generation.generate import write_images
     from keras_mammo.training.run import train
 
     film, ident = identified_dicom

@@ -65,7 +65,7 @@ def trained(mias_dir, tmp_path_factory):
     """A run trained on PHI-laden DICOMs, its export (version 1), and the PHI strings/UIDs."""
     from keras_mammo.config import load_config
     from keras_mammo.data.prepare import prepare_dataset
-    from keras_mammo.export import export_model
+    from keras_mammo.generation.export import export_model
     from keras_mammo.training.run import train
 
     tmp = tmp_path_factory.mktemp("serving")
@@ -129,9 +129,9 @@ def _grpc_generate(channel, count, seed, signature="generate"):
 
 
 def test_same_seed_same_images_over_rest_grpc_run_and_savedmodel(trained, server):
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.serving.client import generate_from_server
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.models.gan import GAN
 
     n, seed = 6, 5
     saved = np.rint(generate_images(trained["base"], n, seed=seed) * 255).astype(np.uint8)
@@ -171,9 +171,9 @@ def _png16(url, signature, inputs):
 def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path):
     import cv2
 
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.serving.client import generate_from_server
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.models.gan import GAN
 
     n, seed = 6, 5
     url = f"{server['url']}/v1/models/tiny:predict"
@@ -205,7 +205,7 @@ def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path)
 
 def test_exports_without_16_bit_signatures_give_8_bit_images_and_a_warning(trained, server):
     """A SavedModel exported before the 16-bit signatures existed, served as version 7."""
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.serving.client import generate_from_server
 
     base = trained["base"]
@@ -356,7 +356,7 @@ def _cli(*args):
 def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(trained, server, tmp_path):
     import pydicom
 
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     sources = {"run": ("--run", trained["run"]), "saved": ("--model", trained["base"]),
                "server": ("--server", server["url"], "--model", "tiny")}
@@ -400,7 +400,7 @@ def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(t
 
 
 def test_dicom_and_server_outputs_are_written_batch_by_batch(trained, server, tmp_path, monkeypatch):
-    import keras_mammo.generate as gen
+    import keras_mammo.generation.generate as gen
     from keras_mammo.errors import DataError
     from keras_mammo.serving.client import ServingClient
 
@@ -440,7 +440,7 @@ def test_dicom_files_pass_dciodvfy(tmp_path):
     exe = shutil.which("dciodvfy")
     if exe is None:
         pytest.skip("dciodvfy not installed (Debian package dicom3tools; .ci/run installs it)")
-    from keras_mammo.dicom import save_dicoms
+    from keras_mammo.generation.dicom import save_dicoms
 
     rng = np.random.default_rng(0)
     files = save_dicoms(rng.random((2, 32, 32, 1)), tmp_path, {"model": "dcgan", "run": "r", "seed": 0})

@@ -132,8 +132,8 @@ def test_inference_upsample_conv_equals_layer_path(precision):
 
 def test_run_generation_is_traced_not_eager(mias_prepared, tmp_path):
     """iter_images on a run goes through GAN.generate_traced: traces do not grow with the batches."""
-    from keras_mammo.generate import iter_images
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.generation.generate import iter_images
+    from keras_mammo.models.gan import GAN
     from keras_mammo.training.run import train
 
     run = train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1, "train.steps_per_epoch": 1}),
@@ -159,8 +159,8 @@ def test_bfloat16_generation_from_a_run_and_an_export(mias_prepared, tmp_path):
 
     import keras
 
-    from keras_mammo.export import export_model
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.training.run import load_run_model, train
 
     run = train(_cfg(mias_prepared, tmp_path / "r", **{"train.epochs": 1, "train.precision": "float32"}),
@@ -195,9 +195,9 @@ def test_auto_precision_by_cpu_flags_and_kept_by_a_resumed_run(mias_prepared, tm
 
     from PIL import Image
 
-    from keras_mammo.export import export_model
-    from keras_mammo.generate import generate_images, write_images
-    from keras_mammo.training import precision as prec
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.generation.generate import generate_images, write_images
+    from keras_mammo import precision as prec
     from keras_mammo.training.run import load_run_config, load_run_model, train
 
     flags = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {}\nbogomips\t: 4000\n"

@@ -46,7 +46,7 @@ def test_resume_reaches_same_weights(mias_prepared, tmp_path):
 
 
 def test_same_seed_same_images_other_seed_differs(mias_prepared, tmp_path):
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     a = train(_cfg(mias_prepared, tmp_path / "a", epochs_32=1), progress=False)
     b = train(_cfg(mias_prepared, tmp_path / "b", epochs_32=1), progress=False)
@@ -55,7 +55,7 @@ def test_same_seed_same_images_other_seed_differs(mias_prepared, tmp_path):
     np.testing.assert_array_equal(ia, ib)
     assert ia.shape == (4, 32, 32, 1) and ia.dtype == np.float32
     # [-1, 1] generator output mapped to [0, 1]: recomputed from the checkpoint's generator
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.models.gan import GAN
     from keras_mammo.training.run import load_run_model
 
     model, cfg, _ = load_run_model(a)

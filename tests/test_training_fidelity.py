@@ -72,7 +72,7 @@ def test_budget_stops_and_resume_continues_to_the_same_weights(mias_prepared, tm
     epochs = (full / "losses_epochs.csv").read_text().splitlines()
     assert "ada_p" in epochs[0].split(",")
     # inference uses the EMA generator by default; ":raw" the raw one
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     ema, raw = generate_images(full, 4, seed=1), generate_images(full, 4, seed=1, checkpoint="latest:raw")
     assert np.abs(ema - raw).max() > 1e-4
@@ -87,7 +87,7 @@ def test_best_checkpoint_and_in_training_fid_equal_evaluate(mias_prepared, tmp_p
 
     if not fid_weights_status()[0]:
         pytest.skip("FID Inception weights not available")
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.metrics.evaluate import evaluate
     from keras_mammo.metrics.imagesets import image_set_from_array
     from keras_mammo.training.evaluation import read_eval_csv

@@ -262,3 +262,26 @@ def fixed_batch(stage: StageArrays | StageFiles, n: int) -> dict:
             first.arrays["label"] = _file_columns(stage)["label"][:n]
         stage = first
     return _to_float({k: tf.constant(v[:n]) for k, v in stage.arrays.items()})
+
+
+def run_conditions(cfg, model, n: int) -> dict:
+    """Default conditions of a conditional run: those of its prepared films, in manifest order.
+
+    ``cfg`` is the run's config; ``model`` anything with ``inputs_needed`` and ``resolution``
+    (a :class:`~keras_mammo.models.gan.GAN`).
+
+    Image ``i`` is conditioned on film ``i mod N`` of the run's prepared dataset (its
+    ``"image"``, masks and label at the model's resolution), so ``n`` may exceed ``N``.
+
+    Returns:
+        ``{"image": (n, R, R, 1) float32 in [-1, 1], "lesion_mask"/"breast_mask": float32
+        {0, 1}, "label": int32}`` — the keys the model needs plus ``"image"``.
+
+    Raises:
+        DataError: the run's prepared dataset is missing.
+    """
+    keys = tuple(k for k in model.inputs_needed if k != "image")
+    stage = load_stage_arrays(cfg.data.prepared, int(model.resolution), keys)
+    idx = np.arange(n) % stage.size
+    stage.arrays = {k: v[idx] for k, v in stage.arrays.items()}
+    return {k: np.asarray(v) for k, v in fixed_batch(stage, n).items()}

@@ -376,7 +376,7 @@ def _load(path: Path, directory: str | Path | None, precision: str = "float32"):
         convert_fid_inception(directory=directory)
         if not _check_cached(path):
             raise FIDWeightsError(f"{path}: converted weights fail their sha256 check")
-    from keras_mammo.training.precision import INFERENCE_POLICIES, dtype_policy
+    from keras_mammo.precision import INFERENCE_POLICIES, dtype_policy
 
     with dtype_policy(INFERENCE_POLICIES[precision]):
         model = build_fid_inception()

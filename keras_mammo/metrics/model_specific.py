@@ -25,7 +25,8 @@ most MIAS films are normal (empty masks), where an empty prediction scores a per
 
 Everything here is a pure function of arrays, except :func:`train_stage_classifier`
 (which fits a Keras model) and the two ``evaluate_*`` drivers that take the generator
-and segmenter as callables. Images are ``(N, H, W)`` or ``(N, H, W, 1)`` float in
+and segmenter as callables; :func:`keras_mammo.generation.run_metrics.evaluate_run_model_specific`
+runs them on a trained run. Images are ``(N, H, W)`` or ``(N, H, W, 1)`` float in
 ``[0, 1]`` unless stated otherwise; masks are ``{0, 1}`` (or bool) of the same shape.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ from keras_mammo.metrics.image_metrics import (
 )
 
 
-def _squeeze(x) -> np.ndarray:
+def squeeze_channel(x) -> np.ndarray:
     a = np.asarray(x)
     return a[..., 0] if a.ndim == 4 else a
 
@@ -61,8 +62,8 @@ def dice_iou(predicted, target) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: shapes differ.
     """
-    p = _squeeze(predicted) > 0
-    t = _squeeze(target) > 0
+    p = squeeze_channel(predicted) > 0
+    t = squeeze_channel(target) > 0
     if p.shape != t.shape:
         raise ValueError(f"predicted {p.shape} and target {t.shape} masks differ in shape")
     p = p.reshape(len(p), -1)
@@ -77,7 +78,7 @@ def dice_iou(predicted, target) -> tuple[np.ndarray, np.ndarray]:
 
 def _overlap_block(predicted, target) -> dict:
     dice, iou = dice_iou(predicted, target)
-    has = (_squeeze(target) > 0).reshape(len(dice), -1).any(1)
+    has = (squeeze_channel(target) > 0).reshape(len(dice), -1).any(1)
     return {"dice": summarize(dice), "iou": summarize(iou),
             "dice_lesion_films": summarize(dice[has]), "iou_lesion_films": summarize(iou[has]),
             "n_lesion_films": int(has.sum())}
@@ -98,8 +99,8 @@ def seg_cdcgan_scores(synthetic, conditioning_real, conditioning_masks, syntheti
         ``{"n", "ssim_to_conditioning_image": summarize, "psnr_to_conditioning_image":
         summarize, "unet_on_synthetic": {dice, iou, …_lesion_films}, "unet_on_real": … }``.
     """
-    syn = _squeeze(synthetic).astype(np.float64)
-    real = _squeeze(conditioning_real).astype(np.float64)
+    syn = squeeze_channel(synthetic).astype(np.float64)
+    real = squeeze_channel(conditioning_real).astype(np.float64)
     psnr, ssim = psnr_ssim(syn, real)
     out = {"n": int(len(syn)), "ssim_to_conditioning_image": summarize(ssim),
            "psnr_to_conditioning_image": summarize(psnr),
@@ -121,7 +122,7 @@ def evaluate_seg_cdcgan(generate_fn, segment_fn, real_images, masks, seed: int =
         real_images: ``(N, H, W, 1)`` in ``[0, 1]``; masks: ``(N, H, W, 1)`` binary.
         seed: latent seed of batch ``b`` is ``seed + b``.
     """
-    real_images = np.asarray(real_images, np.float32).reshape(len(real_images), *_squeeze(real_images).shape[1:], 1)
+    real_images = np.asarray(real_images, np.float32).reshape(len(real_images), *squeeze_channel(real_images).shape[1:], 1)
     masks = np.asarray(masks, np.float32).reshape(real_images.shape)
     syn, syn_seg, real_seg = [], [], []
     for b, i in enumerate(range(0, len(masks), batch_size)):
@@ -176,7 +177,7 @@ def train_stage_classifier(images, labels, num_classes: int, epochs: int = 30, b
     import keras
     import tensorflow as tf
 
-    x = _squeeze(images).astype(np.float32)[..., None] * 2.0 - 1.0
+    x = squeeze_channel(images).astype(np.float32)[..., None] * 2.0 - 1.0
     y = np.asarray(labels, np.int32)
     if len(x) < 2 or y.min() < 0 or y.max() >= num_classes:
         raise ValueError(f"need ≥ 2 images with labels in [0, {num_classes}); got {len(x)} images, "
@@ -222,7 +223,7 @@ def classification_accuracy(predicted, labels, classes: list[str]) -> dict:
 
 def classify(classifier, images, batch_size: int = 64) -> np.ndarray:
     """Class indices predicted by a :func:`build_stage_classifier` model for ``[0, 1]`` images."""
-    x = _squeeze(images).astype(np.float32)[..., None] * 2.0 - 1.0
+    x = squeeze_channel(images).astype(np.float32)[..., None] * 2.0 - 1.0
     logits = classifier.predict(x, batch_size=batch_size, verbose=0)
     return np.argmax(logits, axis=1)
 
@@ -241,8 +242,8 @@ def per_class_appearance(real, real_masks, real_labels, synthetic, synthetic_mas
         ``{class: {"histogram_wasserstein1", "dense_fraction": compare_distributions,
         "breast_fraction": compare_distributions, "n_real", "n_synthetic"}}``.
     """
-    real, syn = _squeeze(real), _squeeze(synthetic)
-    rm, sm = _squeeze(real_masks) > 0, _squeeze(synthetic_masks) > 0
+    real, syn = squeeze_channel(real), squeeze_channel(synthetic)
+    rm, sm = squeeze_channel(real_masks) > 0, squeeze_channel(synthetic_masks) > 0
     rl, sl = np.asarray(real_labels), np.asarray(synthetic_labels)
     out = {}
     for c, name in enumerate(classes):
@@ -286,9 +287,9 @@ def evaluate_pix2pix(generate_fn, real_images, breast_masks, lesion_masks, label
     Raises:
         ValueError: fewer than 2 patients.
     """
-    real = _squeeze(real_images).astype(np.float32)
-    bm = _squeeze(breast_masks).astype(np.float32)[..., None]
-    lm = _squeeze(lesion_masks).astype(np.float32)[..., None]
+    real = squeeze_channel(real_images).astype(np.float32)
+    bm = squeeze_channel(breast_masks).astype(np.float32)[..., None]
+    lm = squeeze_channel(lesion_masks).astype(np.float32)[..., None]
     y = np.asarray(labels, np.int32)
     patients = sorted(set(patient_ids))
     if len(patients) < 2:
@@ -327,113 +328,3 @@ def remap_labels(labels, from_classes, to_classes) -> np.ndarray:
     """
     lookup = {i: to_classes.index(c) if c in to_classes else 0 for i, c in enumerate(from_classes)}
     return np.array([lookup[int(v)] for v in labels], np.int32)
-
-
-def evaluate_run_model_specific(run_dir, segmenter_run=None, seed: int = 0, classifier_epochs: int = 30,
-                                prepared=None, heldout_patients=None) -> dict | None:
-    """The paper-specific metrics of a conditional run, on the run's own prepared films.
-
-    - ``seg-cdcgan`` (Tripathi et al.): one synthetic film per prepared film's lesion mask;
-      SSIM to the real film whose mask conditioned it, and — when ``segmenter_run`` (a
-      ``unet`` run) is given — Dice/IoU of the U-Net's segmentation of the synthetic film
-      against the conditioning mask (:func:`evaluate_seg_cdcgan`).
-    - ``pix2pix`` (Calzada-Jasso et al. 2025): the "multistage CNN" check and per-class
-      appearance (:func:`evaluate_pix2pix`), patients split in halves.
-    - ``unet``: Dice/IoU of its segmentation of the prepared films (all, and films with a
-      lesion). These films include the training films: an optimistic ceiling, not a
-      held-out score unless ``heldout_patients`` is given.
-
-    Args:
-        run_dir: the run.
-        segmenter_run: a ``unet`` run (seg-cdcgan only).
-        seed: latents and the pix2pix classifier's seed.
-        classifier_epochs: epochs of the pix2pix check's classifier.
-        prepared: score on the films of this prepared dataset instead of the run's own
-            (e.g. one that includes patients the run never saw).
-        heldout_patients: patient ids the run never saw: ``unet`` is scored separately on
-            ``heldout_patients`` and ``training_patients``; ``seg-cdcgan`` on the held-out
-            films only; ``pix2pix``'s classifier is tested on them.
-
-    Returns:
-        a JSON-serializable dict with ``"model"`` and the metrics, or None for models
-        without specific metrics (thesis, dcgan, stylegan).
-
-    Raises:
-        DataError: the run (or ``segmenter_run``) has no checkpoint or its prepared data is missing.
-    """
-    import json
-    from pathlib import Path
-
-    import tensorflow as tf
-
-    from keras_mammo.data.pipeline import kept_rows, load_stage_arrays
-    from keras_mammo.training.gan import GAN
-    from keras_mammo.training.run import load_run_model, load_run_config
-
-    name = load_run_config(run_dir).model.name
-    if name not in ("seg-cdcgan", "pix2pix", "unet"):
-        return None
-    model, cfg, _ = load_run_model(run_dir)
-    res = int(model.resolution)
-    keys = ("breast_mask", "lesion_mask", "label")
-    prepared = cfg.data.prepared if prepared is None else prepared
-    rows = kept_rows(prepared)
-    stage = load_stage_arrays(prepared, res, keys, rows=rows)
-    a = stage.arrays
-    images01 = a["image"].astype(np.float32) / 65535.0
-    lesion = a["lesion_mask"].astype(np.float32)
-    patients = [r.get("patient_id") or r["image_id"] for r in rows]
-    held = None if heldout_patients is None else np.isin(patients, list(heldout_patients))
-    out: dict = {"model": name, "n_films": int(stage.size), "resolution_px": res, "prepared": str(prepared)}
-
-    def segmenter(run):
-        unet, _, _ = load_run_model(run)
-
-        def seg(x):
-            return (np.asarray(unet.segment(tf.constant(np.asarray(x, np.float32) * 2.0 - 1.0))) > 0.5).astype(np.float32)
-
-        return seg
-
-    if name == "unet":
-        seg = segmenter(run_dir)
-        pred = np.concatenate([seg(images01[i:i + 64]) for i in range(0, stage.size, 64)])
-
-        def scores(m):
-            dice, iou = dice_iou(pred[m], lesion[m])
-            has = lesion[m].reshape(int(m.sum()), -1).any(1)
-            return dict(n=int(m.sum()), dice=summarize(dice), iou=summarize(iou), n_lesion_films=int(has.sum()),
-                        dice_lesion_films=summarize(dice[has]) if has.any() else None,
-                        iou_lesion_films=summarize(iou[has]) if has.any() else None)
-
-        if held is None:
-            out.update(note="films include the U-Net's training films (optimistic)",
-                       **scores(np.ones(stage.size, bool)))
-        else:
-            out.update(heldout_patients=scores(held), training_patients=scores(~held))
-        return out
-    if name == "seg-cdcgan":
-        def gen(m, s):
-            z = GAN.fixed_latents(len(m), cfg.model.latent_dim, seed * 1000 + s)
-            return (np.asarray(model.generate(z, {"lesion_mask": tf.constant(m)})) + 1.0) / 2.0
-
-        if segmenter_run is None:
-            syn = np.concatenate([gen(lesion[i:i + 32], b) for b, i in enumerate(range(0, stage.size, 32))])
-            psnr, ssim = psnr_ssim(_squeeze(syn).astype(np.float64), _squeeze(images01).astype(np.float64))
-            out.update(n=int(len(syn)), ssim_to_conditioning_image=summarize(ssim),
-                       psnr_to_conditioning_image=summarize(psnr))
-            out["note"] = "pass --segmenter RUN (a unet run) for the Dice of the U-Net on synthetic films"
-            return out
-        films = slice(None) if held is None else held
-        out.update(evaluate_seg_cdcgan(gen, segmenter(segmenter_run), images01[films], lesion[films], seed=seed))
-        return out
-    classes = list(getattr(model, "classes", stage.classes))
-    labels = remap_labels(a["label"], stage.classes, classes)
-
-    def gen(b, l_, y):
-        o = model.generate(None, {"breast_mask": tf.constant(b, tf.float32), "lesion_mask": tf.constant(l_, tf.float32),
-                                  "label": tf.constant(y, tf.int32)})
-        return (np.asarray(o) + 1.0) / 2.0
-
-    out.update(evaluate_pix2pix(gen, images01, a["breast_mask"].astype(np.float32), lesion, labels, patients,
-                                classes, seed=seed, epochs=classifier_epochs, heldout_patients=heldout_patients))
-    return json.loads(json.dumps(out, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

@@ -36,7 +36,7 @@ from keras_mammo.losses import discriminator_bce_loss, generator_bce_loss
 from keras_mammo.models.blocks import ConvNormAct, dcgan_initializer, spectral
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN
+from keras_mammo.models.gan import GAN
 
 
 @dataclasses.dataclass

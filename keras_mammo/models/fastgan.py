@@ -73,7 +73,7 @@ from keras_mammo.losses import hinge_discriminator_loss, hinge_generator_loss
 from keras_mammo.models.blocks import NoiseInjection, dcgan_initializer
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution, step_seed
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN
+from keras_mammo.models.gan import GAN
 
 #: Channel multipliers per resolution of the authors' code (``nfc_multi``); width = multiplier × ngf/ndf.
 CHANNEL_MULTIPLIERS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}

@@ -2,7 +2,7 @@
 
 - :func:`step_seed`: a ``(2,) int64`` seed for ``tf.random.stateless_*`` that depends only
   on the run seed, the step counter, a stream number and the replica, the same recipe as
-  :meth:`keras_mammo.training.gan.GAN.latent_batch`. Every random draw of a train step
+  :meth:`keras_mammo.models.gan.GAN.latent_batch`. Every random draw of a train step
   (gradient-penalty ε, style-mixing cutoff, per-pixel noise) uses it, so a run resumed
   from a checkpoint draws exactly what an uninterrupted run draws.
 - :func:`scaled_loss` (inside the tape) and :func:`apply_gradients`: loss scaling (mixed
@@ -23,7 +23,7 @@ def step_seed(model, stream: int, step=None):
     """``(2,) int64`` stateless seed from ``(model.seed, step, stream, replica)``.
 
     Args:
-        model: a :class:`~keras_mammo.training.gan.GAN` (needs ``seed`` and ``step``).
+        model: a :class:`~keras_mammo.models.gan.GAN` (needs ``seed`` and ``step``).
         stream: separates draws made in the same step.
         step: the step counter (default ``model.step``, the generator's update count).
     """

@@ -54,7 +54,7 @@ from keras_mammo.losses import discriminator_bce_loss, generator_bce_loss, l1_lo
 from keras_mammo.models.blocks import ConvNormAct
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN, images_to_uint8
+from keras_mammo.models.gan import GAN, images_to_uint8
 
 #: Mask channels of the condition map, before the class planes.
 MASK_CHANNELS = ("breast_mask", "lesion_mask")

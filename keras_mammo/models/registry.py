@@ -2,7 +2,7 @@
 
 A model module registers a builder with :func:`register_model`; the builder takes the
 run's :class:`~keras_mammo.config.Config` and returns a
-:class:`keras_mammo.training.gan.GAN` (a ``keras.Model`` that owns its networks).
+:class:`keras_mammo.models.gan.GAN` (a ``keras.Model`` that owns its networks).
 Model-specific settings (``model.params`` in the YAML) are validated against the
 dataclass given at registration, so a bad key names ``model.params.<key>``. The
 declarations (name, params dataclass, summary) are also readable without importing the

@@ -55,7 +55,7 @@ from keras_mammo.models.blocks import ConvNormAct, dcgan_initializer, downsample
 from keras_mammo.models.dcgan import DCGANDiscriminator, generator_widths, num_up_layers
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution, step_seed
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN, images_to_uint8
+from keras_mammo.models.gan import GAN, images_to_uint8
 
 
 @dataclasses.dataclass

@@ -74,7 +74,7 @@ from keras_mammo.models.blocks import (
 )
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, step_seed
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import ProgressiveGAN
+from keras_mammo.models.gan import ProgressiveGAN
 
 
 @dataclasses.dataclass

@@ -35,7 +35,7 @@ from keras_mammo.models.blocks import (
     to_grayscale,
 )
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import ProgressiveGAN
+from keras_mammo.models.gan import ProgressiveGAN
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ corner) or CBIS-DDSM ROI masks.
 
 How the segmenter plugs into the GAN machinery
 ----------------------------------------------
-:class:`UNetSegmenter` subclasses :class:`~keras_mammo.training.gan.GAN` with the U-Net
+:class:`UNetSegmenter` subclasses :class:`~keras_mammo.models.gan.GAN` with the U-Net
 as its ``generator`` and **no discriminator** (``discriminator = None``), so the trainer
 drives it unchanged: ``compile(g_optimizer, d_optimizer)`` (the U-Net trains with
 ``g_optimizer``; ``d_optimizer`` is built empty and never steps), ``build_networks``,
@@ -53,7 +53,7 @@ from keras_mammo.losses import segmentation_bce_dice_loss
 from keras_mammo.models.blocks import DoubleConv
 from keras_mammo.models.gan_utils import apply_gradients, scaled_loss, single_resolution
 from keras_mammo.models.registry import register_model
-from keras_mammo.training.gan import GAN
+from keras_mammo.models.gan import GAN
 
 
 @dataclasses.dataclass

@@ -76,10 +76,8 @@ def running_server(model_name: str, model_base_path: str | Path, args=(), *, hos
         RuntimeError: the server exited or did not answer within ``start_timeout``
             (the message ends with the tail of its log).
     """
-    import keras_mammo
-
     rest, grpc_port = free_port(host), free_port(host)
-    pkg_root = str(Path(keras_mammo.__file__).resolve().parents[1])
+    pkg_root = str(Path(__file__).resolve().parents[2])   # the folder holding keras_mammo/ and cli/
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            "PYTHONPATH": os.pathsep.join(p for p in (pkg_root, os.environ.get("PYTHONPATH")) if p)}
     own_log = log_path is None

@@ -7,7 +7,7 @@ highest one (TF Serving's "latest" policy, with every version kept available as 
 ``all`` policy does). A background thread polls the folder every ``poll_seconds`` (TF
 Serving's ``--file_system_poll_wait_seconds``): a new version folder is loaded and takes
 over the unversioned requests, a removed one is unloaded. Exports are renamed into place
-whole (:func:`keras_mammo.export.export_model`), so a half-written version is never seen;
+whole (:func:`keras_mammo.generation.export.export_model`), so a half-written version is never seen;
 a folder that fails to load is logged and retried at the next poll.
 
 Requests and answers are TF Serving's own protocol buffers (``tensorflow-serving-api``)
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.savedmodel import find_versions
 from keras_mammo.serving.errors import ServingError, invalid, not_found
 
 log = logging.getLogger("keras_mammo.serving")
@@ -86,17 +87,6 @@ def read_signature_defs(version_dir: Path) -> dict:
 
     sm = saved_model_pb2.SavedModel.FromString((Path(version_dir) / "saved_model.pb").read_bytes())
     return dict(sm.meta_graphs[0].signature_def)
-
-
-def find_versions(base_path: Path) -> dict[int, Path]:
-    """``{version: folder}`` of the positive integer folders holding a ``saved_model.pb``."""
-    if not base_path.is_dir():
-        return {}
-    out = {}
-    for p in base_path.iterdir():
-        if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / "saved_model.pb").is_file():
-            out[int(p.name)] = p
-    return out
 
 
 def tensor_info_spec(info) -> tuple:

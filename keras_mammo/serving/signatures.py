@@ -88,11 +88,11 @@ def add_png_signatures(signatures: dict, model=None, guard=None) -> dict:
 
     Args:
         signatures: ``{name: tf.function with an input_signature}`` from
-            :meth:`~keras_mammo.training.gan.GAN.export_signatures`.
+            :meth:`~keras_mammo.models.gan.GAN.export_signatures`.
         model: the model whose ``generate`` (``[N, latent_dim]`` → ``[N, H, W, 1]`` float in
             ``[-1, 1]``) the 8-bit signatures use; given, ``generate_png16`` and
             ``latent_png16`` are added (they need the float output, not the uint8 one).
-        guard: wraps each new 16-bit signature (e.g. :func:`keras_mammo.export.guard_signature`);
+        guard: wraps each new 16-bit signature (e.g. :func:`keras_mammo.generation.export.guard_signature`);
             the 8-bit ones are built on ``signatures`` and inherit their checks.
     """
     import tensorflow as tf

@@ -215,7 +215,7 @@ def score_run(run_dir: str | Path, prepared: str | Path, n: int | None = None, s
     Raises:
         DataError: no checkpoint, or fewer than 4 real films.
     """
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.metrics.features import set_features
     from keras_mammo.metrics.fid import fid
     from keras_mammo.metrics.imagesets import image_set_from_array, split_halves

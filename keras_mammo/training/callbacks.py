@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_mammo.errors import TrainingDivergedError
 from keras_mammo.training.checkpoint import latest_checkpoint, save_checkpoint
-from keras_mammo.viz import image_grid, plot_loss_curve, save_image
+from keras_mammo.data.viz import image_grid, plot_loss_curve, save_image
 
 STEP_FIELDS = ["step", "epoch", "resolution"]
 EPOCH_FIELDS = ["epoch", "resolution", "steps", "skipped_steps", "seconds", "images_per_second"]

@@ -108,13 +108,13 @@ class RealReference:
 def generated_images(model, cfg, n: int, seed: int = EVAL_SEED, batch_size: int = 64) -> np.ndarray:
     """``n`` images of the model's current (inference) generator: ``(n, R, R, 1) float32`` in ``[0, 1]``.
 
-    The same latent vectors and conditions as :func:`keras_mammo.generate.generate_images`
+    The same latent vectors and conditions as :func:`keras_mammo.generation.generate.generate_images`
     with ``seed``, so a checkpoint gives the same images here and there.
     """
     import tensorflow as tf
 
-    from keras_mammo.generate import run_conditions
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.data.pipeline import run_conditions
+    from keras_mammo.models.gan import GAN
     from keras_mammo.utils import grappler_remapping
 
     if hasattr(model, "sync_alpha"):

@@ -45,9 +45,9 @@ from keras_mammo.models.registry import DataInfo, build_model
 from keras_mammo.training.callbacks import RunMonitor, truncate_csv
 from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, restore_checkpoint, restore_latest
 from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
-from keras_mammo.training.gan import GAN
+from keras_mammo.models.gan import GAN
 from keras_mammo.training.lock import run_dir_lock
-from keras_mammo.training.precision import (  # noqa: F401 - INFERENCE_POLICIES re-exported
+from keras_mammo.precision import (  # noqa: F401 - INFERENCE_POLICIES re-exported
     INFERENCE_POLICIES, dtype_policy, inference_precision, resolve_precision)
 from keras_mammo.training.progress import RunProgress, record_run_end
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
@@ -368,7 +368,7 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
         ema: use the EMA generator weights when the checkpoint has them (None:
             ``train.use_ema`` of the run, unless ``":raw"`` is given).
         precision: the compute dtype of the rebuilt model: None (default) → the one the
-            run trained in (:func:`~keras_mammo.training.precision.inference_precision`:
+            run trained in (:func:`~keras_mammo.precision.inference_precision`:
             ``"bfloat16"`` for ``mixed_bfloat16`` runs, else ``"float32"``), so images are
             those of in-training evaluation; ``"float32"``; or ``"bfloat16"`` (Keras
             ``mixed_bfloat16``: float32 weights, bfloat16 convolutions; about 2.5× faster

@@ -75,7 +75,7 @@ def generate_patches(source: str | Path, n: int, seed: int = 0, checkpoint=None,
                      ) -> tuple[np.ndarray, dict]:
     """Generate ``n`` patches from a training run or a SavedModel.
 
-    Uses :func:`keras_mammo.generate.generate_images`.
+    Uses :func:`keras_mammo.generation.generate.generate_images`.
 
     Returns:
         ``(images (n, H, W) float32 in [0, 1], info)`` with ``info = {"source": "run" |
@@ -84,7 +84,7 @@ def generate_patches(source: str | Path, n: int, seed: int = 0, checkpoint=None,
     Raises:
         DataError: ``source`` is neither a run directory nor a SavedModel.
     """
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     imgs = np.asarray(generate_images(source, int(n), seed=int(seed), checkpoint=checkpoint,
                                       batch_size=batch_size), np.float32)

@@ -11,13 +11,12 @@ class gives every model in keras-mammo:
   both optimizers' slots and step counters, dropout seed states;
 - **export signatures** for TF Serving (:meth:`export_signatures`);
 - **replica-aware loss scaling** for ``tf.distribute`` strategies;
-- **small-data training machinery** (issue 9), configured by :meth:`GAN.configure_training`
-  from ``train.*`` and shared by every model: an EMA generator updated after every
-  step (:mod:`keras_mammo.training.ema`), augmentation of every image the discriminator
-  sees (:meth:`GAN.augment_for_d`: ADA or DiffAugment), the ADA controller fed by
-  :meth:`GAN.observe_real_logits`, the hinge loss (:meth:`GAN.d_loss`, :meth:`GAN.g_loss`)
-  and the lazy R1 penalty (:meth:`GAN.r1_term`). Every subclass's ``train_step`` is
-  wrapped (``__init_subclass__``) so that these hooks run around it.
+- **small-data training machinery** (issue 9), inherited from
+  :class:`~keras_mammo.models.recipe.SmallDataRecipe` and configured by
+  :meth:`GAN.configure_training` from ``train.*``: an EMA generator, augmentation of every
+  image the discriminator sees (ADA or DiffAugment), the hinge loss and the lazy R1
+  penalty. Every subclass's ``train_step`` is wrapped (``__init_subclass__``) so that
+  these hooks run around it.
 
 Batches fed to :meth:`train_step` are dicts: ``"image"`` ``(B, H, W, 1) float32`` in
 ``[-1, 1]``, plus ``"breast_mask"`` / ``"lesion_mask"`` ``(B, H, W, 1) float32`` in
@@ -26,11 +25,12 @@ name them.
 """
 from __future__ import annotations
 
-import functools
-
 import keras
 import tensorflow as tf
 from keras import ops
+
+from keras_mammo.errors import ConfigError
+from keras_mammo.models.recipe import SmallDataRecipe, with_training_hooks
 
 
 def images_to_uint8(images):
@@ -39,45 +39,7 @@ def images_to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
 
-def _with_training_hooks(train_step):
-    """Wrap a model's ``train_step``: reset the per-step augmentation counter before it,
-    update the EMA generator and ADA's p after it, and log ``ada_p`` / ``ada_rt`` / ``ema_beta``."""
-
-    @functools.wraps(train_step)
-    def step(self, data):
-        if getattr(self, "_in_train_step", False):   # a subclass calling super().train_step
-            return train_step(self, data)
-        object.__setattr__(self, "_in_train_step", True)
-        object.__setattr__(self, "_augment_calls", 0)
-        object.__setattr__(self, "_observed_real", False)
-        try:
-            logs = train_step(self, data)
-        finally:
-            object.__setattr__(self, "_in_train_step", False)
-        return _multi_worker_logs({**logs, **self._after_train_step(data)})
-
-    step._with_training_hooks = True
-    return step
-
-
-def _multi_worker_logs(logs: dict) -> dict:
-    """Under ``MultiWorkerMirroredStrategy`` with several workers, scalar logs as shape ``(1,)``.
-
-    Keras 3.15's ``fit`` reduces step outputs across workers with
-    ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars ("Invalid reduction
-    dimension 0 for input with 0 dimensions"; keras-team/keras#20585). With shape ``(1,)``
-    the reduction is the mean over all replicas, a scalar again, and every worker logs
-    the same global value. Elsewhere the logs are returned unchanged.
-    """
-    strategy = tf.distribute.get_strategy()
-    multi = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
-    if not multi:
-        return logs
-    return {k: tf.reshape(tf.cast(v, tf.float32), [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v
-            for k, v in logs.items()}
-
-
-class GAN(keras.Model):
+class GAN(SmallDataRecipe, keras.Model):
     """Base class of all keras-mammo GANs.
 
     Subclasses implement :meth:`train_step` (using :meth:`latent_batch` for noise and
@@ -99,25 +61,12 @@ class GAN(keras.Model):
     inputs_needed: tuple[str, ...] = ()
     progressive: bool = False
     default_optimizer = {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
-    # small-data machinery (configure_training); off unless configured
-    ema = None
-    ada = None
-    augment_kind = "none"
-    loss_kind = "default"
-    r1_gamma = 0.0
-    r1_interval = 16
-    use_ema = True
-    #: which of ``train.loss``, ``train.r1_gamma`` and ``train.spectral_norm`` the model
-    #: honours (``"loss"``, ``"r1_gamma"``, ``"spectral_norm"``); the others are refused by
-    #: :meth:`configure_training`, with ``d_options_refused[name]`` as the reason
-    d_options: frozenset = frozenset()
-    d_options_refused: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("train_step")
         if fn is not None and not getattr(fn, "_with_training_hooks", False):
-            cls.train_step = _with_training_hooks(fn)
+            cls.train_step = with_training_hooks(fn)
 
     def __init__(self, generator, discriminator, latent_dim: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -237,8 +186,6 @@ class GAN(keras.Model):
             stage_start_step: generator step at which the stage began.
             global_batch: images per step over all replicas.
         """
-        from keras_mammo.errors import ConfigError
-
         if not self.progressive and self.resolution is not None and resolution != self.resolution:
             raise ConfigError(f"train.stages: model {self.name!r} trains at one resolution "
                               f"({self.resolution}); got a stage at {resolution}")
@@ -247,163 +194,6 @@ class GAN(keras.Model):
     def stage_state(self) -> dict:
         """Python-side state saved with checkpoints (progressive models add fade-in progress)."""
         return {"resolution": self.resolution}
-
-    # --- small-data training machinery (issue 9) ------------------------------------------
-    def configure_training(self, train_cfg) -> None:
-        """Create the EMA generator and ADA state and set the loss/R1 options from ``train.*``.
-
-        Call after :meth:`build_networks` (the EMA copies the generator's variables), in
-        the ``tf.distribute`` scope.
-
-        Raises:
-            ConfigError: ``train.augment: diffaugment`` without
-                ``keras_mammo.augment.diffaugment``.
-        """
-        from keras_mammo.errors import ConfigError
-
-        t = train_cfg
-        for key, value, off in (("train.loss", t.loss, "default"), ("train.r1_gamma", t.r1_gamma or 0.0, 0.0),
-                                ("train.spectral_norm", t.spectral_norm, False)):
-            option = key.split(".", 1)[1]
-            if value != off and option not in self.d_options:
-                why = self.d_options_refused.get(option)
-                raise ConfigError(f"{key}: {value!r} is not supported by model "
-                                  f"{getattr(self, 'registered_name', self.name)!r}"
-                                  f"{f' ({why})' if why else ''}; leave it at {off!r}")
-        if t.ema:
-            from keras_mammo.training.ema import GeneratorEMA
-
-            object.__setattr__(self, "ema", GeneratorEMA(self.generator, t.ema, t.ema_rampup))
-        self.use_ema = bool(t.use_ema)
-        self.augment_kind = t.augment
-        if t.augment == "ada":
-            from keras_mammo.augment.ada import AdaptiveAugment
-
-            object.__setattr__(self, "ada", AdaptiveAugment(t.ada_target, t.ada_kimg, t.ada_interval))
-        elif t.augment == "diffaugment":
-            try:
-                from keras_mammo.augment import diffaugment  # noqa: F401
-            except ImportError as exc:
-                raise ConfigError(f"train.augment: diffaugment needs keras_mammo.augment.diffaugment ({exc})") from exc
-        self.loss_kind = t.loss
-        self.r1_gamma, self.r1_interval = float(t.r1_gamma or 0.0), int(t.r1_interval)
-
-    def _stream_seed(self, stream: int):
-        """``(2,) int64`` stateless seed from ``(seed, step, stream, replica)`` (as :meth:`latent_batch`)."""
-        replica = 0
-        ctx = tf.distribute.get_replica_context()
-        if ctx is not None:
-            replica = ctx.replica_id_in_sync_group
-        return tf.stack([
-            tf.cast(self.seed, tf.int64) * 1_000_003 + tf.cast(stream, tf.int64) * 7919 + tf.cast(replica, tf.int64),
-            tf.cast(self.step, tf.int64),
-        ])
-
-    def augment_for_d(self, images, conditions=None, stream: int | None = None):
-        """Augment images before the discriminator sees them (``train.augment``).
-
-        Call it on every real and every generated batch given to the discriminator
-        (also inside the R1 penalty's closure). Geometric transforms move
-        ``conditions`` identically; colour transforms touch only ``images``. Each call
-        of a train step draws its own transform, a function of ``(seed, step, call
-        number)``, so a resumed run augments exactly as an uninterrupted one.
-
-        Args:
-            images: ``(N, H, W, 1) float32`` in ``[-1, 1]``.
-            conditions: optional ``(N, H, W, K)`` condition maps.
-            stream: draw the transform from stream ``stream`` instead of the call number;
-                two calls with one stream in one step draw the same transform (e.g. the
-                two sizes of a FastGAN image pair).
-
-        Returns:
-            the augmented images, or ``(images, conditions)`` when conditions are given;
-            the inputs unchanged when ``train.augment`` is ``none``.
-        """
-        if self.augment_kind == "none":
-            return images if conditions is None else (images, conditions)
-        if stream is None:
-            k = getattr(self, "_augment_calls", 0)
-            object.__setattr__(self, "_augment_calls", k + 1)
-            seed = self._stream_seed(400 + k)
-        else:
-            seed = self._stream_seed(100_000 + int(stream))
-        c = ops.shape(images)[-1]
-        x = images if conditions is None else ops.concatenate([images, ops.cast(conditions, images.dtype)], axis=-1)
-        if self.ada is not None:
-            y = self.ada.augment(x, seed, image_channels=c)
-        else:
-            from keras_mammo.augment.diffaugment import diff_augment
-
-            y = diff_augment(x, seed, image_channels=c)
-        if conditions is None:
-            return y
-        return y[..., :c], y[..., c:]
-
-    def observe_real_logits(self, real_logits) -> None:
-        """Report ``D(augmented real)`` of this step to ADA's overfitting statistic ``r_t``."""
-        object.__setattr__(self, "_observed_real", True)
-        if self.ada is not None:
-            self.ada.observe(real_logits)
-
-    def d_loss(self, real_logits, fake_logits, default):
-        """The discriminator loss: ``default(real, fake)`` or the hinge loss (``train.loss``)."""
-        if self.loss_kind == "hinge":
-            from keras_mammo.losses import hinge_discriminator_loss
-
-            return hinge_discriminator_loss(real_logits, fake_logits)
-        return default(real_logits, fake_logits)
-
-    def g_loss(self, fake_logits, default):
-        """The generator's adversarial loss: ``default(fake)`` or the hinge one (``train.loss``)."""
-        if self.loss_kind == "hinge":
-            from keras_mammo.losses import hinge_generator_loss
-
-            return hinge_generator_loss(fake_logits)
-        return default(fake_logits)
-
-    def r1_term(self, discriminator, real):
-        """Lazy R1 penalty to add to the discriminator loss (``train.r1_gamma``, ``train.r1_interval``).
-
-        ``γ/2 · interval · E[‖∇_x D(x)‖²]`` on the steps where ``step % interval == 0``,
-        else 0 (StyleGAN2's lazy regularization, Karras et al. 2020b, §3.1: the
-        penalty is scaled by the interval so its average strength is unchanged).
-
-        Args:
-            discriminator: callable ``(N, H, W, C) → (N, 1)`` logits (include the
-                augmentation in it: the gradient is then taken through it, as in ADA).
-            real: ``(N, H, W, C)`` float32 real images.
-
-        Returns:
-            ``(term, r1)``: scalar float32 tensors (both 0 when disabled or not due).
-        """
-        zero = tf.constant(0.0)
-        if self.r1_gamma <= 0:
-            return zero, zero
-        from keras_mammo.losses import r1_penalty
-
-        due = tf.equal(self.step % self.r1_interval, 0)
-        r1 = tf.cond(due, lambda: tf.cast(r1_penalty(discriminator, real), tf.float32), lambda: zero)
-        return 0.5 * self.r1_gamma * self.r1_interval * r1, r1
-
-    def _after_train_step(self, data) -> dict:
-        """EMA and ADA updates after a step; returns extra logs."""
-        from keras_mammo.errors import ConfigError
-
-        logs = {}
-        images = data["image"] if isinstance(data, dict) else data
-        strategy = tf.distribute.get_strategy()
-        global_batch = tf.cast(tf.shape(images)[0], tf.float32) * float(strategy.num_replicas_in_sync)
-        if self.ema is not None:
-            self.ema.update(global_batch, tf.cast(self.step, tf.float32) * global_batch)
-            logs["ema_beta"] = self.ema.beta.read_value()
-        if self.ada is not None:
-            if not getattr(self, "_observed_real", False):
-                raise ConfigError(f"train.augment: ada needs D(real) each step; model {self.name!r} does not call "
-                                  "observe_real_logits() in its train_step")
-            self.ada.end_minibatch(global_batch)
-            logs["ada_p"] = self.ada.p.read_value()
-            logs["ada_rt"] = self.ada.rt.read_value()
-        return logs
 
     # --- checkpointing ------------------------------------------------------------------
     def checkpoint_variables(self) -> list:
@@ -420,19 +210,6 @@ class GAN(keras.Model):
         if self.ada is not None:
             out += self.ada.variables()
         return out
-
-    def inference_weights(self, ema: bool | None = None):
-        """Context manager: the generator holds the EMA weights inside (when the run has them).
-
-        Args:
-            ema: True/False forces EMA/raw weights; None follows ``train.use_ema``.
-        """
-        import contextlib
-
-        use = self.use_ema if ema is None else ema
-        if use and self.ema is not None:
-            return self.ema.swapped()
-        return contextlib.nullcontext(self.generator)
 
     def build_optimizers(self) -> None:
         """Create optimizer slots for every trainable variable (before restoring)."""
@@ -505,8 +282,6 @@ class ProgressiveGAN(GAN):
         Raises:
             ConfigError: ``resolution`` is not one of the model's resolutions.
         """
-        from keras_mammo.errors import ConfigError
-
         if resolution not in self.generator.res_list:
             raise ConfigError(f"train.stages: resolution {resolution} not in the model's resolutions "
                               f"{self.generator.res_list}")

@@ -26,6 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.config import load_run_config
+from keras_mammo.savedmodel import latest_version, read_metadata
+from keras_mammo.training.checkpoint import latest_checkpoint
+from keras_mammo.utils import atomic_path, refuse_overwrite
+
 
 SC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 SYNTHETIC_PATIENT = "SYNTHETIC^KERASMAMMO"
@@ -154,8 +159,6 @@ class SeriesWriter:
 
         ``index`` is the image's 0-based index in the call (Instance Number ``index + 1``).
         """
-        from keras_mammo.utils import atomic_path
-
         ds = synthetic_dataset(pixels, study_uid=self.study_uid, series_uid=self.series_uid, index=index,
                                provenance=self.provenance, when=self.when)
         with atomic_path(path) as tmp:
@@ -166,7 +169,7 @@ class SeriesWriter:
 def save_dicoms(images: np.ndarray, out_dir: str | Path, provenance: dict, prefix: str = "synthetic") -> list[Path]:
     """Write ``(N, H, W, 1)`` ``[0, 1]`` images as ``<prefix>_00000.dcm`` … (one study, one series).
 
-    For images generated batch by batch, :func:`keras_mammo.generate.write_images` with
+    For images generated batch by batch, :func:`keras_mammo.generation.generate.write_images` with
     ``fmt="dicom"`` streams them through a :class:`SeriesWriter` instead.
 
     Args:
@@ -180,10 +183,8 @@ def save_dicoms(images: np.ndarray, out_dir: str | Path, provenance: dict, prefi
 
     Raises:
         DataError: a file of that name exists already (nothing is overwritten;
-            :func:`keras_mammo.generate.refuse_overwrite`).
+            :func:`keras_mammo.utils.refuse_overwrite`).
     """
-    from keras_mammo.generate import refuse_overwrite
-
     out = Path(out_dir)
     paths = [out / f"{prefix}_{i:05d}.dcm" for i in range(len(images))]
     refuse_overwrite(out, [p.name for p in paths])
@@ -207,22 +208,14 @@ def source_provenance(source: str | Path, seed: int, checkpoint=None, server: st
         "version", "epoch", "seed"}`` (SavedModels) or ``{"model", "server", "version", "seed"}``;
         only folder *names* are kept, never absolute paths.
     """
-    import json
-
     if server is not None:
         return {"model": str(source), "server": server, "version": version, "seed": seed}
     src = Path(source)
     if (src / "config.yaml").is_file():
-        from keras_mammo.training.checkpoint import latest_checkpoint
-        from keras_mammo.training.run import load_run_config
-
         cfg = load_run_config(src)
         ckpt = checkpoint if checkpoint is not None else getattr(latest_checkpoint(src), "name", None)
         return {"model": cfg.model.name, "run": src.resolve().name, "checkpoint": ckpt, "seed": seed}
-    from keras_mammo.generate import _latest_version
-
-    vdir = _latest_version(src)
-    meta_file = vdir / "assets.extra" / "keras_mammo.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    vdir = latest_version(src)
+    meta = read_metadata(vdir)
     return {"model": meta.get("model"), "saved_model": vdir.resolve().parent.name, "version": vdir.name,
             "epoch": meta.get("epoch"), "seed": seed}

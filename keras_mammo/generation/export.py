@@ -2,7 +2,7 @@
 
 ``saved_models/<name>/<version>/`` with ``saved_model.pb``, ``variables/`` and
 ``assets.extra/keras_mammo.json`` (model, resolution, latent size, seed, source run).
-Signatures come from the model's :meth:`~keras_mammo.training.gan.GAN.export_signatures`;
+Signatures come from the model's :meth:`~keras_mammo.models.gan.GAN.export_signatures`;
 for unconditional models:
 
 - ``serving_default``: ``latent`` float32 ``[N, latent_dim]`` → ``images`` uint8 ``[N, H, W, 1]``
@@ -12,7 +12,7 @@ for unconditional models:
 
 Every signature rejects non-finite float inputs (a NaN/Inf latent vector fails with
 ``InvalidArgumentError: latent: ... NaN or Inf`` instead of returning black images) and
-a ``count`` outside ``1 … MAX_IMAGES`` (:data:`keras_mammo.generate.MAX_IMAGES`).
+a ``count`` outside ``1 … MAX_IMAGES`` (:data:`keras_mammo.generation.generate.MAX_IMAGES`).
 
 A new version number is chosen when none is given; an existing version is never
 overwritten. The export is written to a temporary folder and renamed into place. The
@@ -28,12 +28,7 @@ import tempfile
 from pathlib import Path
 
 from keras_mammo.errors import ConfigError
-
-
-def next_version(model_dir: Path) -> int:
-    """1 + the highest numeric version under ``model_dir`` (1 when empty)."""
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
-    return max(versions, default=0) + 1
+from keras_mammo.savedmodel import METADATA, next_version
 
 
 def guard_signature(fn):
@@ -45,7 +40,7 @@ def guard_signature(fn):
     """
     import tensorflow as tf
 
-    from keras_mammo.generate import MAX_IMAGES
+    from keras_mammo.generation.generate import MAX_IMAGES
 
     specs = list(fn.input_signature)
     names = [sp.name for sp in specs]
@@ -142,8 +137,8 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
                 "run_dir": os.path.relpath(Path(run_dir).resolve(), target.resolve()),
                 "epoch": state.get("epoch"), "step": state.get("step"), "precision": state["precision"],
                 "signatures": sorted(signatures)}
-        (tmp / "assets.extra").mkdir(exist_ok=True)
-        (tmp / "assets.extra" / "keras_mammo.json").write_text(json.dumps(meta, indent=2))
+        (tmp / METADATA).parent.mkdir(exist_ok=True)
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2))
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
