@@ -102,11 +102,11 @@ def _tiny_sweep_config(tmp_path, mias_dir, prepared) -> Path:
 
 def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finished(mias_dir, mias_prepared, tmp_path,
                                                                                      monkeypatch):
-    from keras_mammo.sweep import runner
+    from keras_mammo.sweep import runner, scoring, trials as trial_configs
 
     config = _tiny_sweep_config(tmp_path, mias_dir, mias_prepared)
     out = tmp_path / "sweep"
-    real_score = runner.score_run
+    real_score = scoring.score_run
     calls = []
 
     def killed_on_third(*args, **kwargs):          # the process dies after training trial 3, before scoring it
@@ -115,7 +115,7 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
             raise KeyboardInterrupt
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "score_run", killed_on_third)
+    monkeypatch.setattr(scoring, "score_run", killed_on_third)
     with pytest.raises(KeyboardInterrupt):
         runner.run_sweep(config, out, engine="local", echo=lambda s: None)
     trials = out / "trials"
@@ -126,11 +126,11 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     stamps.update({p: p.stat().st_mtime_ns for p in trials.glob("*/result.json")})
 
     trained_before = json.loads((half / "run" / "run.json").read_text())["seconds"]
-    monkeypatch.setattr(runner, "score_run", real_score)
+    monkeypatch.setattr(scoring, "score_run", real_score)
     lines = []
     res = runner.run_sweep(config, out, engine="local", echo=lines.append)
     assert "2 of 9 trial(s) finished earlier: not re-trained" in lines
-    assert res.trained == [f"t{i:02d}-s0" for i in range(3, 10)] + [f"confirm-{runner._hash(res.analysis.optimum)}-s0"]
+    assert res.trained == [f"t{i:02d}-s0" for i in range(3, 10)] + [f"confirm-{trial_configs.config_hash(res.analysis.optimum)}-s0"]
     for p, t in stamps.items():                     # nothing finished was trained or scored again
         assert p.stat().st_mtime_ns == t, p
     assert (half / "attempts.log").read_text().count("start") == 2
@@ -171,7 +171,7 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
     pytest.importorskip("ray")
     import time
 
-    from keras_mammo.sweep import runner
+    from keras_mammo.sweep import backends
 
     def fake_trial(spec):                           # pickled by value into Ray's worker processes
         import json as _json
@@ -197,7 +197,7 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
     t0 = time.time()
     with pytest.raises(TrialFailedError, match=r"^trial t3 failed: ValueError: boom in t3 \(the whole error: "
                                                r".*t3/error\.txt\); finished trials are kept: rerun"):
-        runner.run_ray(specs, tmp_path / "ray", trial_fn=fake_trial)
+        backends.run_ray(specs, tmp_path / "ray", trial_fn=fake_trial)
     text = (tmp_path / "t3" / "error.txt").read_text()
     assert "in fake_trial" in text and "\x1b[" not in text       # the frames, without Ray's colours
     results = [json.loads((tmp_path / f"t{i}" / "result.json").read_text()) for i in (1, 2)]   # the others finished

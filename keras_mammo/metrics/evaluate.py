@@ -1,8 +1,8 @@
 """``keras-mammo evaluate``: every metric of a synthetic set against a real set, with its N
 and its real-vs-real floor, written to a report directory.
 
-Real-vs-real floor: the real set is cut into two disjoint random halves A and B (never
-splitting a patient). At ``n = min(|A|, |B|, N_synthetic)`` images per side, the
+Real-vs-real floor (:mod:`keras_mammo.metrics.floor`): the real set is cut into two
+disjoint random halves A and B (never splitting a patient). At ``n = min(|A|, |B|, N_synthetic)`` images per side, the
 synthetic set is compared with B and A is compared with B, with the same metric and the
 same N; this is repeated over ``splits`` random cuts. A synthetic set can at best reach
 the floor: the floor is what two samples of the *same* distribution score at that N,
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_mammo.errors import DataError
-from keras_mammo.metrics import figures
+from keras_mammo.metrics import figures, inception
 from keras_mammo.metrics.fid import FID_RELIABLE_N, fid
+from keras_mammo.metrics.floor import floor_scores, kid_subset_size, matched_n, real_halves
 from keras_mammo.metrics.image_metrics import (
     HIST_BINS,
     compare_distributions,
@@ -36,15 +37,14 @@ from keras_mammo.metrics.image_metrics import (
     summarize,
     tissue_measures,
 )
-from keras_mammo.metrics.imagesets import ImageSet, breast_masks, load_image_set, peek_size, split_halves
+from keras_mammo.metrics.imagesets import ImageSet, breast_masks, load_image_set, peek_size
 from keras_mammo.metrics.kid import kid
 from keras_mammo.metrics.memorization import COPY_RATIO, MEMORIZATION_SIZE, downsample, memorization_summary, \
     nearest_training
-
-
-def _kid_subset_size(n: int) -> int:
-    """Half the per-side N (capped at 1000): subsets then differ and the std means something."""
-    return int(min(1000, max(2, n // 2)))
+from keras_mammo.metrics.features import set_features
+from keras_mammo.metrics.loss_summary import read_loss_csv, summarize_losses
+from keras_mammo.metrics.report import write_report
+from keras_mammo.utils import write_json_atomic
 
 
 def _mean_std(values) -> dict:
@@ -119,10 +119,6 @@ def evaluate(
         ValueError: bad ``splits``, ``report_format`` or ``fid_precision``.
         FIDWeightsError: the FID network is unavailable.
     """
-    from keras_mammo.metrics import inception
-    from keras_mammo.metrics.features import set_features
-    from keras_mammo.metrics.report import write_report
-    from keras_mammo.utils import write_json_atomic
 
     if splits < 1:
         raise ValueError(f"splits must be ≥ 1, got {splits}")
@@ -179,35 +175,26 @@ def evaluate(
         result.update(extra)
 
     # ---- halves for the floors
-    halves = [split_halves(real.patient_ids, rng) for _ in range(splits)]
+    halves = real_halves(real.patient_ids, splits, rng)
     floor_ok = all(min(len(a), len(b)) >= 2 for a, b in halves)
     if not floor_ok:
         warn(f"real set too small for real-vs-real floors ({n_r} images; need ≥ 2 per half)")
 
     # ---- FID and KID
-    ks_full = _kid_subset_size(min(n_r, n_s))
+    ks_full = kid_subset_size(min(n_r, n_s))
     km, ksd = kid(f_syn, f_real, subsets=kid_subsets, subset_size=ks_full, seed=seed)
     result["fid"] = {"full": {"value": fid(f_syn, f_real), "n_real": n_r, "n_synthetic": n_s}}
     result["kid"] = {"full": {"mean": km, "std": ksd, "n_real": n_r, "n_synthetic": n_s,
                               "subset_size": ks_full, "subsets": kid_subsets}}
     if floor_ok:
-        n = min(min(len(a), len(b)) for a, b in halves)
-        n = min(n, n_s)
-        fid_s, fid_f, kid_s, kid_f = [], [], [], []
-        for k, (a, b) in enumerate(halves):
-            a_n = rng.choice(a, n, replace=False)
-            b_n = rng.choice(b, n, replace=False)
-            s_n = rng.choice(n_s, n, replace=False)
-            fid_s.append(fid(f_syn[s_n], f_real[b_n]))
-            fid_f.append(fid(f_real[a_n], f_real[b_n]))
-            kid_s.append(kid(f_syn[s_n], f_real[b_n], kid_subsets, _kid_subset_size(n), seed + k)[0])
-            kid_f.append(kid(f_real[a_n], f_real[b_n], kid_subsets, _kid_subset_size(n), seed + k)[0])
+        n = matched_n(halves, n_s)
+        fl = floor_scores(f_syn, f_real, halves, n, rng, kid_subsets, seed)
         result["fid"]["matched"] = {"n_per_side": int(n), "splits": splits,
-                                    "synthetic_vs_real_half": _mean_std(fid_s),
-                                    "real_vs_real_floor": _mean_std(fid_f)}
-        result["kid"]["matched"] = {"n_per_side": int(n), "splits": splits, "subset_size": _kid_subset_size(n),
-                                    "synthetic_vs_real_half": _mean_std(kid_s),
-                                    "real_vs_real_floor": _mean_std(kid_f)}
+                                    "synthetic_vs_real_half": _mean_std(fl["fid_synthetic"]),
+                                    "real_vs_real_floor": _mean_std(fl["fid_floor"])}
+        result["kid"]["matched"] = {"n_per_side": int(n), "splits": splits, "subset_size": kid_subset_size(n),
+                                    "synthetic_vs_real_half": _mean_std(fl["kid_synthetic"]),
+                                    "real_vs_real_floor": _mean_std(fl["kid_floor"])}
 
     # ---- PSNR / SSIM to the nearest real image
     a0, b0 = halves[0]
@@ -278,8 +265,6 @@ def evaluate(
     # ---- losses of the run
     result["losses"] = None
     if run_dir is not None:
-        from keras_mammo.metrics.loss_summary import read_loss_csv, summarize_losses
-
         run = Path(run_dir)
         csv_path = next((p for p in (run / "losses_steps.csv", run / "losses_epochs.csv") if p.is_file()), None)
         if csv_path is None:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from keras_mammo.sweep.design import alias_groups
+from keras_mammo.utils import atomic_path
 
 
 def sn_smaller_the_better(y) -> float:
@@ -234,8 +235,6 @@ def plot_main_effects(a: Analysis, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from keras_mammo.utils import atomic_path
 
     factors = list(a.codes.columns)
     fig, axes = plt.subplots(1, len(factors), figsize=(3.0 * len(factors), 3.0), sharey=True, squeeze=False)

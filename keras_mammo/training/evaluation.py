@@ -37,7 +37,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_mammo.data.pipeline import run_conditions
+from keras_mammo.metrics import inception
+from keras_mammo.metrics.features import set_features
+from keras_mammo.metrics.fid import fid
+from keras_mammo.metrics.floor import draw_matched, kid_subset_size, real_halves
+from keras_mammo.metrics.imagesets import image_set_from_array, load_image_set
+from keras_mammo.metrics.kid import kid
+from keras_mammo.models.gan import GAN
+from keras_mammo.training.callbacks import truncate_csv
 from keras_mammo.training.checkpoint import list_checkpoints, save_checkpoint
+from keras_mammo.utils import grappler_remapping
 
 EVAL_FIELDS = ["epoch", "images_seen", "seconds", "resolution", "n", "fid", "kid", "kid_std", "n_real",
                "n_matched", "fid_matched", "floor_fid", "fid_over_floor", "eval_seconds", "eval_share", "ada_p",
@@ -82,6 +92,9 @@ def read_eval_csv(path: Path) -> list[dict]:
 class RealReference:
     """Inception features of a prepared dataset's films at one resolution, with the floor.
 
+    One cut into halves and one matched draw (:mod:`keras_mammo.metrics.floor`), fixed for
+    the whole run so that evaluations along it compare with the same real films.
+
     Args:
         prepared: prepared-dataset directory.
         resolution: evaluation side in pixels.
@@ -91,17 +104,12 @@ class RealReference:
     """
 
     def __init__(self, prepared, resolution: int, n: int, seed: int = 0, cache_dir=None, progress: bool = False):
-        from keras_mammo.metrics.features import set_features
-        from keras_mammo.metrics.fid import fid
-        from keras_mammo.metrics.imagesets import load_image_set, split_halves
-
         self.images = load_image_set(prepared, size=resolution, name="real")
         self.features, _ = set_features(self.images, cache_dir, 32, progress)
         rng = np.random.default_rng(seed)
-        a, b = split_halves(self.images.patient_ids, rng)
+        [(a, b)] = real_halves(self.images.patient_ids, 1, rng)
         self.n_matched = int(min(n, len(a), len(b)))
-        self.a = rng.choice(a, self.n_matched, replace=False)
-        self.b = rng.choice(b, self.n_matched, replace=False)
+        self.a, self.b = draw_matched(a, b, self.n_matched, rng)
         self.floor_fid = fid(self.features[self.a], self.features[self.b]) if self.n_matched >= 2 else float("nan")
 
 
@@ -112,10 +120,6 @@ def generated_images(model, cfg, n: int, seed: int = EVAL_SEED, batch_size: int 
     with ``seed``, so a checkpoint gives the same images here and there.
     """
     import tensorflow as tf
-
-    from keras_mammo.data.pipeline import run_conditions
-    from keras_mammo.models.gan import GAN
-    from keras_mammo.utils import grappler_remapping
 
     if hasattr(model, "sync_alpha"):
         model.sync_alpha()
@@ -140,16 +144,11 @@ def evaluate_images(images: np.ndarray, ref: RealReference, kid_subsets: int = 1
     Returns:
         ``{"fid", "kid", "kid_std", "n", "n_real", "fid_matched", "n_matched", "floor_fid"}``.
     """
-    from keras_mammo.metrics import inception
-    from keras_mammo.metrics.evaluate import _kid_subset_size
-    from keras_mammo.metrics.fid import fid
-    from keras_mammo.metrics.imagesets import image_set_from_array
-    from keras_mammo.metrics.kid import kid
 
     syn = image_set_from_array(images, "synthetic", size=ref.images.size)
     f_syn = inception.inception_features(syn.images, 32, False, model=inception.load_fid_inception())
     n_s, n_r = len(syn), len(ref.images)
-    km, ksd = kid(f_syn, ref.features, subsets=kid_subsets, subset_size=_kid_subset_size(min(n_r, n_s)), seed=seed)
+    km, ksd = kid(f_syn, ref.features, subsets=kid_subsets, subset_size=kid_subset_size(min(n_r, n_s)), seed=seed)
     out = {"fid": fid(f_syn, ref.features), "kid": km, "kid_std": ksd, "n": n_s, "n_real": n_r,
            "n_matched": ref.n_matched, "floor_fid": ref.floor_fid, "fid_matched": float("nan")}
     m = min(ref.n_matched, n_s)
@@ -300,6 +299,5 @@ class RunControl(keras.callbacks.Callback):
 
 def truncate_eval_csv(run_dir: str | Path, max_epoch: int) -> None:
     """Drop ``eval.csv`` rows beyond ``max_epoch`` (evaluations a killed run did after its checkpoint)."""
-    from keras_mammo.training.callbacks import truncate_csv
 
     truncate_csv(Path(run_dir) / "eval.csv", max_epoch)
