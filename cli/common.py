@@ -11,6 +11,7 @@ import tempfile
 import click
 
 from keras_mammo.errors import KerasMammoError
+from keras_mammo.precision import INFERENCE_POLICIES
 
 #: Start-up lines TensorFlow's native libraries print that say nothing is wrong. They are
 #: written before absl logging is initialised, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them.
@@ -257,6 +258,19 @@ def quiet_option(fn):
     """``--quiet/-q``: no progress bars or notes; results, warnings and errors only."""
     return click.option("--quiet", "-q", is_flag=True,
                         help="No progress bars or notes; only results, warnings and errors.")(fn)
+
+
+def precision_option(what: str):
+    """``--precision float32|bfloat16`` (default None: the precision the run trained in).
+
+    The one definition behind ``generate`` and ``export``; ``what`` starts the help text.
+    The library checks the value (:func:`keras_mammo.generation.generate.check_precision_source`,
+    :func:`keras_mammo.precision.inference_precision`).
+    """
+    return click.option("--precision", type=click.Choice(list(INFERENCE_POLICIES)), default=None,
+                        help=f"{what} (default: the one the run trained in, train.precision); bfloat16 is about "
+                             f"2.5x faster on CPUs with AVX512_BF16/AMX (pixels differ from float32 by 0.1/255 on "
+                             f"average, at most about 6/255).")
 
 
 def note(message: str, quiet: bool = False) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import note, quiet_option, user_errors
+from cli.common import note, precision_option, quiet_option, user_errors
 
 
 @click.command()
@@ -14,10 +14,7 @@ from cli.common import note, quiet_option, user_errors
               help="Model base path for TF Serving (default: the run's export.dir, saved_models).")
 @click.option("--name", default=None, help="Model name (default: the run's export.name).")
 @click.option("--version", type=int, default=None, help="Version number (default: next free).")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
-              help="Compute dtype of the exported graph (default: the one the run trained in, train.precision); "
-                   "bfloat16 is about 2.5x faster on CPUs with AVX512_BF16/AMX (pixels differ from float32 by "
-                   "0.1/255 on average, at most about 6/255).")
+@precision_option("Compute dtype of the exported graph")
 @quiet_option
 @user_errors
 def export(run_dir, checkpoint, out_dir, name, version, precision, quiet):

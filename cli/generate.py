@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import merge_renamed, note, quiet_option, user_errors
+from cli.common import merge_renamed, note, precision_option, quiet_option, user_errors
 
 
 @click.command()
@@ -24,10 +24,7 @@ from cli.common import merge_renamed, note, quiet_option, user_errors
 @click.option("--prefix", default="synthetic", show_default=True, help="File-name prefix.")
 @click.option("--grid/--no-grid", default=True, show_default=True, help="Also write <prefix>_grid.png.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files of the same names (never without it).")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
-              help="--run only: compute dtype (default: the one the run trained in, train.precision); "
-                   "bfloat16 is about 2.5x faster on CPUs with AVX512_BF16/AMX (pixels differ from float32 "
-                   "by 0.1/255 on average, at most about 6/255).")
+@precision_option("--run only: compute dtype")
 @quiet_option
 @user_errors
 def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoint, out_dir, bits, prefix, grid,

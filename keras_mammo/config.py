@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from keras_mammo.errors import ConfigError, DataError
+from keras_mammo.models.catalog import validated_params
+from keras_mammo.precision import resolve_precision
 from keras_mammo.schema import choice, from_dict
 
 #: Bundled configs ship inside the package (``keras_mammo/configs``; ``configs/`` at the
@@ -346,7 +348,6 @@ def validate(cfg: Config) -> None:
         prev = st.resolution
     if cfg.model.latent_dim < 1:
         raise ConfigError(f"model.latent_dim: must be ≥ 1, got {cfg.model.latent_dim}")
-    from keras_mammo.models.catalog import validated_params  # the models' declarations, no TensorFlow
 
     validated_params(cfg.model.name, cfg.model.params)  # unknown model name or bad model.params
 
@@ -362,6 +363,36 @@ def load_run_config(run_dir: str | Path) -> Config:
     if not path.is_file():
         raise DataError(f"{run_dir}: not a keras-mammo run directory (no config.yaml)")
     return from_dict(Config, yaml.safe_load(path.read_text()))
+
+
+class ResolvedRunConfig(NamedTuple):
+    """What :func:`resolve_run_config` returns."""
+
+    #: the config to train with: ``train.precision`` resolved (never ``auto``)
+    config: Config
+    #: the run's recorded config (``config.yaml``), or None for a new run
+    previous: Config | None
+    #: the text of that ``config.yaml``, to put back if the new config is refused
+    previous_text: str | None
+
+
+def resolve_run_config(cfg: Config, run_dir: str | Path) -> ResolvedRunConfig:
+    """The config a run trains with, beside the one it recorded; ``config.yaml`` is read once.
+
+    ``train.precision: auto`` becomes this machine's choice for a new run and the recorded
+    precision for a resumed one (:func:`keras_mammo.precision.resolve_precision`). ``cfg``
+    itself is not changed.
+
+    Raises:
+        ConfigError: the recorded ``config.yaml`` holds a key or value this version does
+            not accept.
+    """
+    path = Path(run_dir) / "config.yaml"
+    text = path.read_text() if path.is_file() else None
+    previous = from_dict(Config, yaml.safe_load(text)) if text is not None else None
+    precision = resolve_precision(cfg.train.precision, previous.train.precision if previous else None)
+    config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision))
+    return ResolvedRunConfig(config, previous, text)
 
 
 def dump_config(cfg: Config) -> str:

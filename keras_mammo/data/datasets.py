@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keras_mammo.data.io import IMAGE_SUFFIXES
-from keras_mammo.errors import DataError
+from keras_mammo.errors import ConfigError, DataError
 
 SEVERITY_RANK = {"normal": 0, "benign": 1, "malignant": 2}
 
@@ -340,7 +340,6 @@ def open_dataset(kind: str, path: str | Path | None = None, csv_files: list[str]
     Raises:
         ConfigError: unknown kind.
     """
-    from keras_mammo.errors import ConfigError
 
     if kind == "auto":
         if path is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_mammo.errors import DataError
+from keras_mammo.utils import atomic_path
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
 RASTER_SUFFIXES = {".png", ".pgm", ".pnm", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
@@ -256,8 +257,6 @@ def write_png(path: str | Path, image: np.ndarray, bits: int = 16, text: dict[st
         ValueError: ``bits`` is not 8 or 16.
     """
     import cv2
-
-    from keras_mammo.utils import atomic_path
 
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")

@@ -32,15 +32,19 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_mammo.config import DataConfig
 from keras_mammo.data.datasets import SourceRecord, open_dataset
 from keras_mammo.data.io import read_mammogram, write_png
 from keras_mammo.data.preprocess import crop_pad_resize, preprocess_mammogram
+from keras_mammo.data.viz import image_grid, save_image
 from keras_mammo.errors import ConfigError, DataError
 from keras_mammo.utils import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:   # annotations only: the data layer sits below the config
+    from keras_mammo.config import DataConfig
 
 MANIFEST_FIELDS = [
     "image_id", "patient_id", "dataset", "source", "kept", "reason", "image", "breast_mask", "lesion_mask",
@@ -256,7 +260,6 @@ def read_manifest(prepared_dir: str | Path) -> list[dict]:
 
 
 def _preview(out: Path, rows: list[dict], n: int = 16) -> None:
-    from keras_mammo.viz import image_grid, save_image
 
     kept = [r for r in rows if r["kept"]][:n]
     if not kept:

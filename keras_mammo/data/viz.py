@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.data.io import write_png
 from keras_mammo.utils import atomic_path
 
 
@@ -29,7 +30,6 @@ def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np
 
 def save_image(path: str | Path, image01: np.ndarray, bits: int = 8) -> Path:
     """Write a ``[0, 1]`` greyscale array as PNG atomically; returns the path."""
-    from keras_mammo.data.io import write_png
 
     write_png(path, image01, bits=bits)
     return Path(path)

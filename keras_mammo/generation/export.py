@@ -27,8 +27,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from keras_mammo.config import load_run_config
 from keras_mammo.errors import ConfigError
+from keras_mammo.generation.generate import MAX_IMAGES
 from keras_mammo.savedmodel import METADATA, next_version
+from keras_mammo.serving.signatures import add_png_signatures
 
 
 def guard_signature(fn):
@@ -39,8 +42,6 @@ def guard_signature(fn):
     the input. The wrapper has the same input signature and outputs.
     """
     import tensorflow as tf
-
-    from keras_mammo.generation.generate import MAX_IMAGES
 
     specs = list(fn.input_signature)
     names = [sp.name for sp in specs]
@@ -95,7 +96,6 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
         DataError: not a run, or no checkpoint.
         ValueError: unknown ``precision``.
     """
-    from keras_mammo.config import load_run_config
 
     cfg = load_run_config(run_dir)
     name = name or cfg.export.name
@@ -111,11 +111,10 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
     refuse_existing()  # before TensorFlow and the model are loaded (seconds)
     import tensorflow as tf
 
-    from keras_mammo.training.run import load_run_model
+    from keras_mammo.training.run import load_run_model  # imports TensorFlow: on first use only
 
     model, cfg, state = load_run_model(run_dir, checkpoint, precision=precision)
     refuse_existing()
-    from keras_mammo.serving.signatures import add_png_signatures
 
     # PNG signatures are built on the guarded ones (16-bit: guarded themselves), so every signature checks its inputs
     signatures = add_png_signatures({k: guard_signature(fn) for k, fn in model.export_signatures().items()},

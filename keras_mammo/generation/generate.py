@@ -10,13 +10,20 @@ synthetic (model, run name, seed).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.config import load_run_config
+from keras_mammo.data.io import write_png
+from keras_mammo.data.preprocess import from_model_range
+from keras_mammo.data.viz import image_grid
 from keras_mammo.errors import DataError
+from keras_mammo.generation.dicom import SeriesWriter, source_provenance
+from keras_mammo.precision import inference_precision
 from keras_mammo.savedmodel import latest_version, png16_signature, read_metadata
+from keras_mammo.serving.client import iter_from_server
+from keras_mammo.serving.signatures import PNG_OUTPUT, decode_png, png_to_unit
 from keras_mammo.utils import refuse_overwrite
 
 
@@ -68,15 +75,14 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
     """
     import tensorflow as tf
 
-    from keras_mammo.data.preprocess import from_model_range
-    from keras_mammo.models.gan import GAN
+    from keras_mammo.models.gan import GAN  # imports TensorFlow: on first use only
 
     _check_count(n, limit)
     check_precision_source(precision, source)
     batch_size = max(1, int(batch_size))
     source = Path(source)
     if (source / "config.yaml").is_file():
-        from keras_mammo.training.run import load_run_model
+        from keras_mammo.training.run import load_run_model  # imports TensorFlow: on first use only
 
         model, cfg, _ = load_run_model(source, checkpoint, precision=precision)
         z = GAN.fixed_latents(n, cfg.model.latent_dim, seed).numpy()
@@ -102,8 +108,6 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
         png16 = png16_signature(loaded, path) if bits == 16 else None
         for i in range(0, n, batch_size):
             if png16 is not None:
-                from keras_mammo.serving.signatures import PNG_OUTPUT, decode_png, png_to_unit
-
                 pngs = png16(latent=tf.constant(z[i:i + batch_size]))[PNG_OUTPUT].numpy()
                 yield i, png_to_unit(np.stack([decode_png(b) for b in pngs]))
             else:
@@ -222,7 +226,6 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
         ValueError: ``fmt`` is not png or dicom, ``bits`` not 8 or 16, or ``precision`` is
             given for a SavedModel or server.
     """
-    from keras_mammo.data.io import write_png
 
     if fmt not in ("png", "dicom"):
         raise ValueError(f"fmt must be png or dicom, got {fmt!r}")
@@ -231,9 +234,6 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
     _check_count(n)
     check_precision_source(precision, source, server)
     if server is None and precision is None and (Path(source) / "config.yaml").is_file():
-        from keras_mammo.config import load_run_config
-        from keras_mammo.precision import inference_precision
-
         precision = inference_precision(load_run_config(source).train.precision)
     want_bits = 16 if fmt == "dicom" else bits
     out = Path(out_dir)
@@ -243,8 +243,6 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
     refuse_overwrite(out, names + ([grid_path.name] if grid_path else []), overwrite)
     served = {}
     if server is not None:
-        from keras_mammo.serving.client import iter_from_server
-
         served, batches = iter_from_server(server, str(source), n, seed, batch_size or 16, version, bits=want_bits)
     else:
         batches = iter_images(source, n, seed, checkpoint, batch_size or 64, conditions, bits=want_bits,
@@ -254,8 +252,6 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
     if precision not in (None, "float32"):
         text["Precision"] = precision
     if fmt == "dicom":
-        from keras_mammo.generation.dicom import SeriesWriter, source_provenance
-
         series = SeriesWriter(source_provenance(source, seed, checkpoint, server, served.get("version")))
     first_batch, shape = [], None
     for start, batch in batches:
@@ -268,8 +264,6 @@ def write_images(source: str | Path, n: int, out_dir: str | Path, seed: int = 0,
         if grid and sum(len(b) for b in first_batch) < 64:
             first_batch.append(batch[: 64 - sum(len(b) for b in first_batch)])
     if grid:
-        from keras_mammo.data.viz import image_grid
-
         write_png(grid_path, image_grid(np.concatenate(first_batch)), bits=8, text=text)
     return {"count": n, "first": out / names[0], "last": out / names[-1], "grid": grid_path,
             "shape": tuple(int(x) for x in shape), "format": fmt, "bits": 16 if fmt == "dicom" else bits}
@@ -284,7 +278,6 @@ def save_images(images: np.ndarray, out_dir: str | Path, bits: int = 8, prefix: 
     Raises:
         DataError: a file of that name exists already (nothing the user has is overwritten).
     """
-    from keras_mammo.data.io import write_png
 
     out = Path(out_dir)
     paths = [out / f"{prefix}_{i:05d}.png" for i in range(len(images))]

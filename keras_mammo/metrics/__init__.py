@@ -31,7 +31,7 @@ __all__ = ["inception_features", "load_fid_inception"]
 
 def __getattr__(name):
     if name in ("inception_features", "load_fid_inception"):
-        from keras_mammo.metrics import inception
+        from keras_mammo.metrics import inception  # on first use: inception builds a TensorFlow network
 
         return getattr(inception, name)
     raise AttributeError(f"module 'keras_mammo.metrics' has no attribute {name!r}")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.data.viz import image_grid
 from keras_mammo.utils import atomic_path
 
 
@@ -28,7 +29,6 @@ def _save(fig, path: Path) -> Path:
 
 def sample_grids(real: np.ndarray, synthetic: np.ndarray, path: Path, n: int = 16) -> Path:
     """Real and synthetic sample grids side by side. Images: ``(N, S, S)`` in [0, 1]."""
-    from keras_mammo.data.viz import image_grid
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.4), dpi=100)

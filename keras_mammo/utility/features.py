@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_mammo.utility.backbones import Backbone
+from keras_mammo.utils import atomic_path
 
 
 def image_set_key(images: np.ndarray, backbone: Backbone) -> str:
@@ -62,8 +63,6 @@ def cached_features(images: np.ndarray, backbone: Backbone, cache_dir: str | Pat
             pass  # unreadable cache: recompute and overwrite
     feats = np.asarray(backbone.features(images, batch_size=batch_size, progress=progress), np.float64)
     if path is not None:
-        from keras_mammo.utils import atomic_path
-
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, features=feats, key=np.array(key),
                      identity=np.array(json.dumps(backbone.identity(), sort_keys=True)))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_mammo.data.io import IMAGE_SUFFIXES
+from keras_mammo.data.io import IMAGE_SUFFIXES, read_mammogram
 from keras_mammo.errors import DataError
 from keras_mammo.utility.patchset import (
     GENERATOR_TRAIN_DIR,
@@ -33,6 +33,9 @@ from keras_mammo.utility.patchset import (
     check_no_test_leakage,
     write_generator_training_set,
 )
+from keras_mammo.config import load_config
+from keras_mammo.data.prepare import read_manifest
+from keras_mammo.generation.generate import generate_images
 
 
 def load_generated_dir(path: str | Path, limit: int | None = None) -> tuple[np.ndarray, dict]:
@@ -50,7 +53,6 @@ def load_generated_dir(path: str | Path, limit: int | None = None) -> tuple[np.n
         DataError: missing folder, no image in it, or images of different or non-square
             sizes.
     """
-    from keras_mammo.data.io import read_mammogram
 
     root = Path(path)
     if not root.is_dir():
@@ -84,7 +86,6 @@ def generate_patches(source: str | Path, n: int, seed: int = 0, checkpoint=None,
     Raises:
         DataError: ``source`` is neither a run directory nor a SavedModel.
     """
-    from keras_mammo.generation.generate import generate_images
 
     imgs = np.asarray(generate_images(source, int(n), seed=int(seed), checkpoint=checkpoint,
                                       batch_size=batch_size), np.float32)
@@ -170,9 +171,7 @@ def train_patch_generator(patch_dir: str | Path, run_dir: str | Path, config: st
         DataLeakageError: a test-split patch or patient would reach the generator.
         ConfigError: bad config or overrides (see :func:`keras_mammo.config.load_config`).
     """
-    from keras_mammo.config import load_config
-    from keras_mammo.data.prepare import read_manifest
-    from keras_mammo.training.run import train
+    from keras_mammo.training.run import train  # imports TensorFlow: on first use only
 
     ps = PatchSet(patch_dir)
     gdir = Path(patch_dir) / GENERATOR_TRAIN_DIR

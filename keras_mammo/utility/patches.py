@@ -56,6 +56,9 @@ from keras_mammo.utility.patchset import (
     write_generator_training_set,
     write_manifest,
 )
+from keras_mammo.data.io import read_mammogram, write_png
+from keras_mammo.data.preprocess import breast_mask
+from keras_mammo.utils import write_json_atomic
 
 __all__ = [  # the cutting and splitting here, and the patch-set names from patch_geometry / patchset
     "CLASSES", "GENERATOR_TRAIN_DIR", "NON_TUMOUR", "TEST", "TRAIN", "TUMOUR", "DataLeakageError", "Patch",
@@ -184,8 +187,6 @@ def _lesion_geometry(record: SourceRecord, film_shape: tuple[int, int], scale: f
     for k, abn in enumerate(record.abnormalities):
         center, radius = abn.center, abn.radius
         if center is None and abn.roi_mask_path is not None:
-            from keras_mammo.data.io import read_mammogram
-
             roi = read_mammogram(abn.roi_mask_path).pixels
             got = roi_center_radius(roi, (round(film_shape[0] / scale), round(film_shape[1] / scale)))
             if got is not None:
@@ -216,9 +217,6 @@ def film_patches(record: SourceRecord, options: PatchOptions) -> tuple[list[Patc
         DataError: the film (or an ROI mask) cannot be read.
     """
     import cv2
-
-    from keras_mammo.data.io import read_mammogram
-    from keras_mammo.data.preprocess import breast_mask
 
     pixels = read_mammogram(record.path).pixels
     scale = float(options.source_scale)
@@ -371,8 +369,6 @@ def write_patch_set(patches: Sequence[Patch], out_dir: str | Path, options: Patc
     Raises:
         DataError: a patch has no split or no image.
     """
-    from keras_mammo.data.io import write_png
-    from keras_mammo.utils import write_json_atomic
 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)

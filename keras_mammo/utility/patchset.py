@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.data.io import read_mammogram
 from keras_mammo.errors import DataError
+from keras_mammo.utils import write_json_atomic, write_text_atomic
 
 TUMOUR = "tumour"
 NON_TUMOUR = "non-tumour"
@@ -33,9 +35,7 @@ GENERATOR_TRAIN_DIR = "generator_train"
 class DataLeakageError(DataError):
     """A test-split image (or patient) would reach a generator's or classifier's training data."""
 
-
 def write_manifest(path: Path, rows: Iterable[dict]) -> None:
-    from keras_mammo.utils import write_text_atomic
 
     write_text_atomic(path, "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows))
 
@@ -106,7 +106,6 @@ class PatchSet:
         Raises:
             DataError: unknown id, unreadable PNG, or patches of different sizes.
         """
-        from keras_mammo.data.io import read_mammogram
 
         ids = [r["image_id"] for r in self.rows] if ids is None else list(ids)
         imgs = []
@@ -144,10 +143,7 @@ def write_generator_training_set(patch_dir: str | Path, out_dir: str | Path) -> 
     write_manifest(out / "manifest.jsonl", rows)
     size = (ps.info.get("options") or {}).get("size")
     if size is None and rows:
-        from keras_mammo.data.io import read_mammogram
-
         size = read_mammogram(out / rows[0]["image"]).pixels.shape[0]
-    from keras_mammo.utils import write_json_atomic
 
     write_json_atomic(out / "dataset.json", {
         "size": None if size is None else int(size),

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_mammo.utility.classifier import roc_curve_points
+from keras_mammo.utils import atomic_path, write_json_atomic, write_text_atomic
+
 METRIC_TITLES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "roc_auc": "ROC AUC", "f1": "F1"}
 
 
@@ -155,8 +158,6 @@ def _save(fig, path: str | Path, dpi: int) -> Path:
     """Lay out, write atomically (format from the suffix) and close ``fig``; returns the path."""
     import matplotlib.pyplot as plt
 
-    from keras_mammo.utils import atomic_path
-
     path = Path(path)
     fig.tight_layout()
     try:
@@ -198,8 +199,6 @@ def plot_confusion_matrices(result: dict, path: str | Path) -> Path:
 def plot_roc_curves(result: dict, path: str | Path) -> Path:
     """ROC curve of every experiment: TPR averaged over seeds on a common FPR grid."""
     plt = _pyplot()
-
-    from keras_mammo.utility.classifier import roc_curve_points
 
     y = np.asarray(result["test"]["y"])
     grid = np.linspace(0, 1, 201)
@@ -246,7 +245,6 @@ def write_report(result: dict, out_dir: str | Path, figures: bool = True) -> dic
     Returns:
         ``{"json", "markdown", "confusion", "roc"}`` paths (figures absent when skipped).
     """
-    from keras_mammo.utils import write_json_atomic, write_text_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

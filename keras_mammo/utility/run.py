@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+import keras_mammo
 from keras_mammo.errors import ConfigError
 from keras_mammo.utility.classifier import DEFAULT_C_GRID
 from keras_mammo.utility.experiments import (
@@ -37,7 +38,11 @@ from keras_mammo.utility.experiments import (
     run_experiments,
     summarize,
 )
-from keras_mammo.utility.patchset import NON_TUMOUR, TRAIN, TUMOUR, PatchSet
+from keras_mammo.utility.backbones import Backbone, get_backbone
+from keras_mammo.utility.features import cached_features
+from keras_mammo.utility.generated import generate_patches, generator_provenance
+from keras_mammo.utility.patchset import NON_TUMOUR, PatchSet, TRAIN, TUMOUR, counts
+from keras_mammo.utility.report import plot_examples, write_report
 
 PROTOCOL = {
     "source": "Rahali 2025, §3.6 (Experiments 1–2, Tables 4.4–4.5), extended with augmentation and TSTR",
@@ -107,10 +112,6 @@ def run_utility(patch_dir: str | Path, out_dir: str | Path | None = None, backbo
         DataLeakageError: the generator's training data holds a test-split patient.
         ConfigError: unknown backbone or bad option.
     """
-    from keras_mammo.utility.backbones import Backbone, get_backbone
-    from keras_mammo.utility.features import cached_features
-    from keras_mammo.utility.generated import generate_patches, generator_provenance
-    from keras_mammo.utility.report import write_report
 
     if not seeds:
         raise ConfigError("--seeds: at least one seed is needed")
@@ -156,8 +157,6 @@ def run_utility(patch_dir: str | Path, out_dir: str | Path | None = None, backbo
                               progress=progress)
     summarize(results, n_boot=n_boot, boot_seed=boot_seed)
 
-    import keras_mammo
-
     opts = ps.info.get("options") or {}
     result = {
         "keras_mammo_version": getattr(keras_mammo, "__version__", None) or _package_version(),
@@ -179,8 +178,6 @@ def run_utility(patch_dir: str | Path, out_dir: str | Path | None = None, backbo
     if out_dir is not None:
         write_report(result, out_dir, figures=figures)
         if figures:
-            from keras_mammo.utility.report import plot_examples
-
             examples = {"real tumour (train)": real_a[data.index(TRAIN, TUMOUR)],
                         "non-tumour (train)": real_a[data.index(TRAIN, NON_TUMOUR)]}
             if generated is not None:
@@ -191,7 +188,6 @@ def run_utility(patch_dir: str | Path, out_dir: str | Path | None = None, backbo
 
 
 def _counts(ps: PatchSet) -> dict:
-    from keras_mammo.utility.patchset import counts
 
     return counts(ps.rows)
 
