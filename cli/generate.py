@@ -57,11 +57,13 @@ def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoi
         raise click.UsageError("give exactly one of --run, --saved-model or --server")
     if server and not model_name:
         raise click.UsageError("--server needs --model NAME (the served model's name)")
-    if precision is not None and not run_dir:
-        raise click.UsageError("--precision applies to --run only: a SavedModel keeps the precision it was exported "
-                               "with (keras-mammo export --precision)")
-    from keras_mammo.generation.generate import write_images
+    from keras_mammo.errors import OptionError
+    from keras_mammo.generation.generate import check_precision_source, write_images
 
+    try:
+        check_precision_source(precision, run_dir or model_path or model_name, server)
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from None
     res = write_images(run_dir or model_path or model_name, count, out_dir, seed=seed, checkpoint=checkpoint,
                        bits=int(bits), prefix=prefix, overwrite=overwrite, grid=grid, fmt=fmt, server=server,
                        precision=precision)

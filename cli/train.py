@@ -64,14 +64,18 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
     training with the last good checkpoint kept.
     """
     from keras_mammo.config import load_config
-    from keras_mammo.training.schedule import parse_epochs
+    from keras_mammo.errors import OptionError
+    from keras_mammo.training.schedule import apply_schedule_options, parse_epochs
 
     if epochs is not None:
         parse_epochs(epochs)   # a bad value answers before the config is loaded
     overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared,
                  "train.batch_size": batch_size, "seed": seed, "train.max_seconds": max_seconds, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)
-    cfg = apply_schedule_options(cfg, epochs, resolution, quiet)
+    try:
+        cfg = apply_schedule_options(cfg, epochs, resolution, note=lambda message: note(message, quiet))
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from None
 
     from keras_mammo.training.run import train as run_training   # TensorFlow is imported from here on
 
@@ -83,48 +87,6 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
 
         path = export_model(out, cfg.export.dir, cfg.export.name)
         click.echo(f"SavedModel: {path}")
-
-
-def apply_schedule_options(cfg, epochs: str | None, resolution: int | None, quiet: bool = False):
-    """``cfg`` with ``--epochs`` / ``--resolution`` applied; every change to the stages is announced.
-
-    Raises:
-        ConfigError: a bad ``--epochs`` value (see :mod:`keras_mammo.training.schedule`).
-    """
-    import dataclasses
-
-    from keras_mammo.config import validate
-    from keras_mammo.training.schedule import describe_stages, parse_epochs, scale_stages
-
-    counts = parse_epochs(epochs) if epochs is not None else None
-    t = cfg.train
-    kept = t.stages
-    if resolution is not None and t.stages:
-        kept = [s for s in t.stages if s.resolution <= resolution]   # stages are in increasing resolution
-        if not kept:
-            raise click.UsageError(f"--resolution {resolution}: no stage of this config is at or below "
-                                   f"{resolution} px ({describe_stages(t.stages)})")
-        if len(kept) < len(t.stages):
-            note(f"--resolution {resolution}: training the stages up to {resolution} px only "
-                 f"({describe_stages(kept)} of {describe_stages(t.stages)})", quiet)
-        t = dataclasses.replace(t, max_resolution=kept[-1].resolution)
-    elif resolution is not None:
-        t = dataclasses.replace(t, resolution=resolution)
-    if counts is not None:
-        if t.stages:   # the trained stages get the epochs; stages above --resolution stay as they are
-            new = scale_stages(kept, counts)
-            how = f"scaled to {counts[0]} epochs in total" if len(counts) == 1 and len(kept) > 1 else "set"
-            note(f"--epochs {epochs}: stages {describe_stages(kept)} → {describe_stages(new)} ({how})", quiet)
-            t = dataclasses.replace(t, stages=new + t.stages[len(kept):])
-        else:
-            if len(counts) != 1:
-                raise click.UsageError(f"--epochs {epochs}: this config has one fixed resolution; give one number")
-            t = dataclasses.replace(t, epochs=counts[0])
-    if t is cfg.train:
-        return cfg
-    cfg = dataclasses.replace(cfg, train=t)
-    validate(cfg)
-    return cfg
 
 
 def _sigterm_as_interrupt() -> None:

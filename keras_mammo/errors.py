@@ -14,6 +14,11 @@ class ConfigError(KerasMammoError, ValueError):
     """A configuration key or value is invalid; the message names the key and the allowed values."""
 
 
+class OptionError(ConfigError):
+    """A command-line option does not fit the config (``--resolution`` below every stage, ...);
+    the CLI reports it as a usage error."""
+
+
 class DataError(KerasMammoError, ValueError):
     """An input file or dataset is missing, corrupt or unusable; the message names the file."""
 

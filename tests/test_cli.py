@@ -115,19 +115,24 @@ def test_epochs_errors_name_the_option():
             parse_epochs(bad)
 
 
-def test_cli_epochs_keeps_stages_and_says_so(capsys):
-    from cli.train import apply_schedule_options
+def test_cli_epochs_keeps_stages_and_says_so():
     from keras_mammo.config import load_config
+    from keras_mammo.errors import OptionError
+    from keras_mammo.training.schedule import apply_schedule_options
 
-    cfg = apply_schedule_options(load_config("mias"), "6", None)
+    notes = []
+    mias = load_config("mias")
+    cfg = apply_schedule_options(mias, "6", None, note=notes.append)
     assert [(s.resolution, s.epochs) for s in cfg.train.stages] == [(64, 2), (128, 4)]
-    err = capsys.readouterr().err
-    assert "64 px × 200 + 128 px × 400" in err and "64 px × 2 + 128 px × 4" in err
+    assert [(s.resolution, s.epochs) for s in mias.train.stages] == [(64, 200), (128, 400)]   # a new config
+    assert "64 px × 200 + 128 px × 400" in notes[0] and "64 px × 2 + 128 px × 4" in notes[0]
     # --resolution on a progressive config trains the stages up to it; --epochs goes to those stages
-    low = apply_schedule_options(load_config("mias"), "3", 64)
+    low = apply_schedule_options(load_config("mias"), "3", 64, note=notes.append)
     assert [(s.resolution, s.epochs) for s in low.train.schedule()] == [(64, 3)]
     assert [s.resolution for s in low.train.stages] == [64, 128]      # the config's stages are kept
-    assert "stages up to 64 px only" in capsys.readouterr().err
+    assert "stages up to 64 px only" in notes[1]
+    with pytest.raises(OptionError, match=r"--resolution 32: no stage of this config is at or below 32 px"):
+        apply_schedule_options(load_config("mias"), None, 32)
 
 
 def test_resume_never_falls_back_to_an_earlier_stage(tmp_path):

@@ -18,7 +18,7 @@ from keras_mammo.config import load_run_config
 from keras_mammo.data.io import write_png
 from keras_mammo.data.preprocess import from_model_range
 from keras_mammo.data.viz import image_grid
-from keras_mammo.errors import DataError
+from keras_mammo.errors import DataError, OptionError
 from keras_mammo.generation.dicom import SeriesWriter, source_provenance
 from keras_mammo.precision import inference_precision
 from keras_mammo.savedmodel import latest_version, png16_signature, read_metadata
@@ -44,13 +44,15 @@ def check_precision_source(precision: str | None, source: str | Path, server: st
     rebuilt at generation time; a SavedModel or a served model keeps the precision it was
     exported with.
 
+    The one owner of this rule: ``keras-mammo generate --precision`` calls it too.
+
     Raises:
-        ValueError: ``precision`` is given (not None) and ``source`` is a SavedModel or
-            ``server`` is set.
+        OptionError: (a ``ValueError``) ``precision`` is given (not None) and ``source`` is
+            a SavedModel or ``server`` is set.
     """
     if precision is not None and (server is not None or not (Path(source) / "config.yaml").is_file()):
-        raise ValueError(f"precision={precision!r} applies to runs only: a SavedModel or server keeps the precision "
-                         f"it was exported with (keras-mammo export --precision)")
+        raise OptionError(f"precision {precision!r} applies to runs only: a SavedModel or server keeps the precision "
+                          f"it was exported with (keras-mammo export --precision)")
 
 
 def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batch_size: int = 64,

@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from keras_mammo.config import Config, from_dict, resolve_config_path, set_dotted, validate
+from keras_mammo.config import Config, StageConfig, from_dict, resolve_config_path, set_dotted, validate
 from keras_mammo.errors import ConfigError
 from keras_mammo.sweep.design import DESIGNS
+from keras_mammo.training.schedule import stages_up_to
 
 #: Keys of the ``sweep:`` section.
 SWEEP_KEYS = ("factors", "design", "repeats", "trial_seconds", "eval_n", "confirm", "cpus_per_trial",
@@ -101,17 +102,20 @@ def apply_resolution(tree: dict, resolution: int) -> None:
     """Train every trial at ``resolution``: a fixed-resolution config sets
     ``train.resolution``; a progressive one keeps its stages up to that resolution.
 
+    The stages kept are those of :func:`keras_mammo.training.schedule.stages_up_to`
+    (``keras-mammo train --resolution`` keeps the same ones); unlike ``train``, the sweep
+    drops the others from each trial's config.
+
     Raises:
-        ConfigError: no stage at or below ``resolution``.
+        OptionError: no stage at or below ``resolution``.
+        ConfigError: a stage the config rejects.
     """
     train = tree.setdefault("train", {})
     stages = train.get("stages") or []
     if stages:
-        kept = [s for s in stages if int(s.get("resolution", 64)) <= resolution]
-        if not kept:
-            raise ConfigError(f"--resolution: {resolution} is below the first stage "
-                              f"({stages[0].get('resolution')} px)")
-        train["stages"] = kept
+        parsed = [from_dict(StageConfig, s) for s in stages]
+        stages_up_to(parsed, resolution)   # refuses a resolution below every stage
+        train["stages"] = [s for s, p in zip(stages, parsed) if p.resolution <= resolution]
     else:
         train["resolution"] = resolution
 

@@ -7,6 +7,11 @@
   configured ones (largest-remainder rounding, at least one epoch per stage);
 * ``--epochs A,B,...`` sets each stage's epochs (one number per stage).
 
+``--resolution R`` trains only the stages up to ``R`` (:func:`stages_up_to`).
+:func:`apply_schedule_options` applies both to a config, for ``keras-mammo train``; the
+sweep's ``resolution`` (:func:`keras_mammo.sweep.trials.apply_resolution`) keeps its stages
+the same way.
+
 A stage's fade-in (``fade_in_images``) is scaled by the same factor as its epochs, so a
 shortened stage still finishes fading in at the same share of the stage.
 """
@@ -14,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
-from keras_mammo.config import StageConfig
-from keras_mammo.errors import ConfigError
+from keras_mammo.config import Config, StageConfig, validate
+from keras_mammo.errors import ConfigError, OptionError
 
 
 def parse_epochs(text: str) -> list[int]:
@@ -82,3 +88,64 @@ def describe_stages(stages: list[StageConfig]) -> str:
         fade = f" (fade-in {s.fade_in_images} images)" if s.fade_in_images else ""
         parts.append(f"{s.resolution} px × {s.epochs}{fade}")
     return " + ".join(parts) + " epochs"
+
+
+def stages_up_to(stages: list[StageConfig], resolution: int) -> list[StageConfig]:
+    """The stages at or below ``resolution`` px (stages grow in resolution).
+
+    Raises:
+        OptionError: no stage is at or below ``resolution``.
+    """
+    kept = [s for s in stages if s.resolution <= resolution]
+    if not kept:
+        raise OptionError(f"--resolution {resolution}: no stage of this config is at or below "
+                          f"{resolution} px ({describe_stages(stages)})")
+    return kept
+
+
+def apply_schedule_options(cfg: Config, epochs: str | None, resolution: int | None,
+                           note: Callable[[str], None] = lambda message: None) -> Config:
+    """A new ``cfg`` with ``keras-mammo train --epochs`` / ``--resolution`` applied (``cfg`` is not changed).
+
+    On a progressive config ``--resolution R`` trains the stages up to ``R``
+    (``train.max_resolution``; the stages are kept) and ``--epochs`` goes to those stages
+    (:func:`scale_stages`); on a fixed-resolution config they set ``train.resolution`` and
+    ``train.epochs``. Every change to the stages is announced through ``note``.
+
+    Args:
+        cfg: a validated config.
+        epochs: ``"N"`` or ``"A,B,..."`` (:func:`parse_epochs`), or None.
+        resolution: side in pixels, or None.
+        note: called with one line per change.
+
+    Raises:
+        OptionError: no stage at or below ``resolution``, or several ``--epochs`` numbers
+            for a fixed-resolution config.
+        ConfigError: a bad ``--epochs`` value, or a result the config rejects.
+    """
+    counts = parse_epochs(epochs) if epochs is not None else None
+    t = cfg.train
+    kept = t.stages
+    if resolution is not None and t.stages:
+        kept = stages_up_to(t.stages, resolution)
+        if len(kept) < len(t.stages):
+            note(f"--resolution {resolution}: training the stages up to {resolution} px only "
+                 f"({describe_stages(kept)} of {describe_stages(t.stages)})")
+        t = dataclasses.replace(t, max_resolution=kept[-1].resolution)
+    elif resolution is not None:
+        t = dataclasses.replace(t, resolution=resolution)
+    if counts is not None:
+        if t.stages:   # the trained stages get the epochs; stages above --resolution stay as they are
+            new = scale_stages(kept, counts)
+            how = f"scaled to {counts[0]} epochs in total" if len(counts) == 1 and len(kept) > 1 else "set"
+            note(f"--epochs {epochs}: stages {describe_stages(kept)} → {describe_stages(new)} ({how})")
+            t = dataclasses.replace(t, stages=new + t.stages[len(kept):])
+        else:
+            if len(counts) != 1:
+                raise OptionError(f"--epochs {epochs}: this config has one fixed resolution; give one number")
+            t = dataclasses.replace(t, epochs=counts[0])
+    if t is cfg.train:
+        return cfg
+    cfg = dataclasses.replace(cfg, train=t)
+    validate(cfg)
+    return cfg
