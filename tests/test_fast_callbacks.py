@@ -30,7 +30,7 @@ def cfg_and_model():
 
 def _monitor(run_dir, model, **kw):
     from keras_mammo.training.callbacks import RunMonitor
-    from keras_mammo.training.gan import GAN
+    from keras_mammo.models.gan import GAN
 
     args = dict(run_dir=run_dir, stage_index=0, resolution=16, stage_end_epoch=2, steps_per_epoch=3, global_batch=4,
                 checkpoint_every=1, sample_every=2, keep_checkpoints=5, fixed_latents=GAN.fixed_latents(4, LATENT, 0),

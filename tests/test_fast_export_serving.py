@@ -58,7 +58,7 @@ def exported(untrained_run):
 
 
 def test_savedmodel_gives_the_runs_images_and_holds_no_path(untrained_run, exported):
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     run_images = generate_images(untrained_run, 5, seed=4, batch_size=2)
     assert run_images.shape == (5, RES, RES, 1) and run_images.dtype == np.float32
@@ -122,7 +122,7 @@ def served(exported):
 
 def test_rest_client_gives_the_savedmodels_images(exported, served):
     from keras_mammo.errors import DataError
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.serving.client import ServingClient, generate_from_server
 
     client = ServingClient(served["url"], "tiny")
@@ -150,7 +150,7 @@ def test_grpc_predict_and_errors(exported, served):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     with grpc.insecure_channel(served["grpc"]) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
