@@ -244,6 +244,7 @@ def test_train_refuses_upscaling_before_it_preprocesses(mias_dir, tmp_path):
     assert not (tmp_path / "p").exists() and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_training_resumes_from_the_newest_intact_checkpoint(mias_prepared, tmp_path, capsys):
     """A truncated newest checkpoint is reported and the run continues from the previous one."""
     from keras_mammo.config import load_config

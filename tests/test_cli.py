@@ -199,6 +199,7 @@ def test_run_json_records_interrupt_and_failure(tmp_path):
     assert s["status"] == "failed" and s["reason"] == "ValueError: bad pixels"
 
 
+@pytest.mark.slow
 def test_train_end_to_end_is_quiet_and_honest(mias_dir, tmp_path):
     """A real (tiny) progressive run through the CLI: no start-up noise on stderr, the
     preprocessing summary, the --epochs note, the run-wide ETA, and run.json."""
@@ -262,6 +263,7 @@ def test_stderr_filter_process_passes_everything_but_noise():
                    + ray + b"epoch 1/40 (64px): d_loss=0.3366\n" + ray + b"E0000 00:00:1.5 1 kernel.cc:9] real\ntail")
 
 
+@pytest.mark.slow
 def test_interrupted_training_says_so_in_run_json(mias_prepared, tmp_path, monkeypatch):
     from keras_mammo.config import load_config
     from keras_mammo.training import progress
@@ -384,6 +386,7 @@ def _tiny_cfg(prepared, run_dir, **extra):
                               **extra})
 
 
+@pytest.mark.slow
 def test_savedmodel_honours_the_umask(mias_prepared, tmp_path):
     """TF Serving often runs as another user: under umask 022 folders are 0755 and files 0644."""
     import stat

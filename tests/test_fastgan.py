@@ -128,6 +128,7 @@ def test_trainer_augmentation_replaces_the_policy_and_ada_sees_the_real_logits()
     assert int(ada.ada.minibatches.numpy()) == 1 and 0.0 < abs(float(ada.ada.rt.numpy())) <= 1.0
 
 
+@pytest.mark.slow
 def test_training_on_mias_lowers_reconstruction_then_checkpoint_export_generate(mias_dir, mias_prepared, tmp_path):
     """One epoch of 24 steps through the trainer on 16 real films at 32 px (one trace serves
     both checks): the decoders learn to reconstruct the films (mean reconstruction loss of

@@ -11,6 +11,9 @@ import pytest
 
 from keras_mammo.errors import DataError
 
+#: every test here uses the trained, exported ``tiny_run`` fixture
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_run(mias_prepared, tmp_path_factory):

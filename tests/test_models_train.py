@@ -10,6 +10,9 @@ import tensorflow as tf
 
 from keras_mammo.config import load_config
 
+#: every test here trains a run through the trainer
+pytestmark = pytest.mark.slow
+
 SMALL = {
     "dcgan": {"g_base_channels": 32, "min_channels": 8, "d_base_channels": 8, "max_d_channels": 32},
     "stylegan": {"w_dim": 16, "mapping_layers": 2, "fmap_base": 64, "fmap_max": 16},

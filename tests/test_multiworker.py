@@ -24,6 +24,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+#: trains the same run with one and with two worker processes
+pytestmark = pytest.mark.slow
 
 #: Largest allowed |loss(1 worker × 32) − loss(2 workers × 16)| per step (d_loss and g_loss).
 TOLERANCE = 0.05

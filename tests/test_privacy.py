@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
+#: runs the whole pipeline: preprocess, train, generate, export
+pytestmark = pytest.mark.slow
+
 
 def test_pipeline_outputs_hold_no_identifying_dicom_values(identified_dicom, tmp_path):
     from keras_mammo.config import load_config

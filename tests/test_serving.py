@@ -128,6 +128,7 @@ def _grpc_generate(channel, count, seed, signature="generate"):
     return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(req, timeout=60)
 
 
+@pytest.mark.slow
 def test_same_seed_same_images_over_rest_grpc_run_and_savedmodel(trained, server):
     from keras_mammo.generation.generate import generate_images
     from keras_mammo.serving.client import generate_from_server
@@ -168,6 +169,7 @@ def _png16(url, signature, inputs):
     return np.stack([_png(p["b64"]) for p in r.json()["outputs"]])
 
 
+@pytest.mark.slow
 def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path):
     import cv2
 
@@ -203,6 +205,7 @@ def test_16_bit_png_signatures_carry_the_float_output(trained, server, tmp_path)
         np.testing.assert_array_equal(got, png16, err_msg=key)
 
 
+@pytest.mark.slow
 def test_exports_without_16_bit_signatures_give_8_bit_images_and_a_warning(trained, server):
     """A SavedModel exported before the 16-bit signatures existed, served as version 7."""
     from keras_mammo.generation.generate import generate_images
@@ -236,6 +239,7 @@ def test_exports_without_16_bit_signatures_give_8_bit_images_and_a_warning(train
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_status_and_metadata_in_tf_serving_shape(server):
     r = httpx.get(f"{server['url']}/v1/models/tiny", timeout=30)
     assert r.status_code == 200
@@ -284,6 +288,7 @@ def test_status_and_metadata_in_tf_serving_shape(server):
     ("tiny:predict", {"instances": [[0.0] * 16] * 8, "pad": "x" * 70000}, 413, "--max_request_bytes"),
     ("tiny:classify", {"examples": [{"x": 1}]}, 501, "not supported"),
 ])
+@pytest.mark.slow
 def test_bad_requests_answer_an_error_and_the_server_keeps_serving(server, path, body, status, message):
     r = _post(f"{server['url']}/v1/models/{path}", body)
     assert r.status_code == status, r.text
@@ -294,6 +299,7 @@ def test_bad_requests_answer_an_error_and_the_server_keeps_serving(server, path,
     assert server["proc"].poll() is None
 
 
+@pytest.mark.slow
 def test_grpc_errors_carry_tf_serving_codes(server):
     req = predict_pb2.PredictRequest()
     req.model_spec.name = "tiny"
@@ -311,6 +317,7 @@ def test_grpc_errors_carry_tf_serving_codes(server):
     assert _grpc_generate(server["grpc"], 2, 2).outputs["images"].tensor_shape.dim[0].size == 2
 
 
+@pytest.mark.slow
 def test_new_version_is_picked_up_and_removed_one_unloaded(trained, server):
     base = trained["base"]
     tmp = base / ".2.incoming"
@@ -353,6 +360,7 @@ def _cli(*args):
     return res.output
 
 
+@pytest.mark.slow
 def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(trained, server, tmp_path):
     import pydicom
 
@@ -399,6 +407,7 @@ def test_dicom_output_is_synthetic_and_carries_nothing_from_the_training_films(t
     assert not uids & set(trained["secrets"])
 
 
+@pytest.mark.slow
 def test_dicom_and_server_outputs_are_written_batch_by_batch(trained, server, tmp_path, monkeypatch):
     import keras_mammo.generation.generate as gen
     from keras_mammo.errors import DataError
@@ -452,6 +461,7 @@ def test_dicom_files_pass_dciodvfy(tmp_path):
         assert not errors, report
 
 
+@pytest.mark.slow
 def test_request_past_the_timeout_is_answered_504_and_the_next_one_served(trained, monkeypatch):
     from fastapi.testclient import TestClient
 

@@ -30,6 +30,7 @@ def test_precision_key_and_deprecated_alias():
         load_config(None, {"train.precision": "bfloat16"})
 
 
+@pytest.mark.slow
 def test_bfloat16_run_logs_every_step_and_restores_policy(mias_prepared, tmp_path):
     """mixed_bfloat16 trains (no loss scaling); every step is logged once, in order, with finite losses."""
     import keras
@@ -130,6 +131,7 @@ def test_inference_upsample_conv_equals_layer_path(precision):
     np.testing.assert_allclose(fused, layered, atol=tol * np.abs(layered).max())
 
 
+@pytest.mark.slow
 def test_run_generation_is_traced_not_eager(mias_prepared, tmp_path):
     """iter_images on a run goes through GAN.generate_traced: traces do not grow with the batches."""
     from keras_mammo.generation.generate import iter_images
@@ -152,6 +154,7 @@ def test_run_generation_is_traced_not_eager(mias_prepared, tmp_path):
     np.testing.assert_allclose(np.concatenate([b for _, b in out]), whole, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bfloat16_generation_from_a_run_and_an_export(mias_prepared, tmp_path):
     """generate/export --precision bfloat16: bfloat16 convolutions (the images move, slightly), float32 in and out,
     the global policy untouched; a SavedModel source refuses the flag."""
@@ -187,6 +190,7 @@ def test_bfloat16_generation_from_a_run_and_an_export(mias_prepared, tmp_path):
         generate_images(version, 2, precision="bfloat16")
 
 
+@pytest.mark.slow
 def test_auto_precision_by_cpu_flags_and_kept_by_a_resumed_run(mias_prepared, tmp_path, monkeypatch):
     """train.precision: auto → mixed_bfloat16 on a CPU with bfloat16 instructions, float32 elsewhere; the choice
     is recorded in config.yaml, a resumed run keeps it whatever the machine says, and generate/export default to it

@@ -100,6 +100,7 @@ def _tiny_sweep_config(tmp_path, mias_dir, prepared) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finished(mias_dir, mias_prepared, tmp_path,
                                                                                      monkeypatch):
     from keras_mammo.sweep import runner, scoring, trials as trial_configs

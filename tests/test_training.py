@@ -11,6 +11,9 @@ from keras_mammo.errors import ConfigError, TrainingDivergedError
 from keras_mammo.training.checkpoint import latest_checkpoint
 from keras_mammo.training.run import train
 
+#: every test here trains runs (resume, determinism, NaN guard, precision)
+pytestmark = pytest.mark.slow
+
 
 def _cfg(prepared, run_dir, epochs_32=2, **extra):
     overrides = {"data.prepared": str(prepared), "run_dir": str(run_dir), "seed": 7,

@@ -38,6 +38,7 @@ def _weights(ckpt):
         return [d[k] for k in sorted(k for k in d.files if k.startswith("v"))]
 
 
+@pytest.mark.slow
 def test_budget_stops_and_resume_continues_to_the_same_weights(mias_prepared, tmp_path):
     """EMA, ADA (p saved), lazy R1, hinge, spectral norm: a budget-stopped, resumed run = an uninterrupted one."""
     full = train(_cfg(mias_prepared, tmp_path / "full", **SMALL_DATA), progress=False)
@@ -80,6 +81,7 @@ def test_budget_stops_and_resume_continues_to_the_same_weights(mias_prepared, tm
         pass
 
 
+@pytest.mark.slow
 def test_best_checkpoint_and_in_training_fid_equal_evaluate(mias_prepared, tmp_path):
     """eval.csv's FID at the best epoch = keras_mammo.metrics.evaluate on the images generate() makes from best."""
     pytest.importorskip("keras_mammo.metrics.inception")

@@ -195,6 +195,7 @@ def test_utility_cli_with_generated_folder(result, patch_dir, stand_in_generated
     assert bad.exit_code != 0 and "at most one" in bad.output
 
 
+@pytest.mark.slow
 def test_train_patch_generator_sees_training_tumours_only(patch_dir, tmp_path):
     """A (tiny) real training run: its data manifest holds exactly the training split's tumour patches."""
     from keras_mammo.utility.generated import generate_patches, generator_provenance, train_patch_generator
