@@ -67,3 +67,42 @@ def identified_dicom(dicom_paths, tmp_path_factory):
     out = tmp_path_factory.mktemp("identified") / "film.dcm"
     ds.save_as(out, enforce_file_format=True)
     return out, ident
+
+
+@pytest.fixture(scope="session")
+def make_untrained_run():
+    """``make(run_dir, overrides) -> run_dir``: what ``train`` leaves in a run directory
+    (``config.yaml``, ``data_info.json``, ``checkpoints/ckpt-000001.npz``) for a freshly built,
+    untrained model, so export, generation, serving and scoring are tested without a
+    training step (the fast lane). ``overrides`` are config keys (``model.name``, ``data.prepared``, …)."""
+    import json
+    from pathlib import Path
+
+    def make(run_dir, overrides: dict):
+        from keras_mammo.config import dump_config, load_config
+        from keras_mammo.models.registry import DataInfo
+        from keras_mammo.training.checkpoint import save_checkpoint
+        from keras_mammo.training.run import build_run_model
+
+        cfg = load_config(None, {"run_dir": str(run_dir), "seed": 3, "train.epochs": 1, "train.precision": "float32",
+                                 "train.tensorboard": False, **overrides})
+        info = DataInfo()
+        prepared = Path(cfg.data.prepared)
+        if (prepared / "manifest.jsonl").is_file():          # as train() records the prepared data
+            from keras_mammo.data.pipeline import dataset_classes, kept_rows
+
+            rows = kept_rows(prepared)
+            info = DataInfo(classes=dataset_classes(rows), num_images=len(rows),
+                            resolution=int(json.loads((prepared / "dataset.json").read_text())["size"]))
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        (run_dir / "data_info.json").write_text(json.dumps(info.__dict__))
+        model = build_run_model(cfg, info)
+        model.set_stage(cfg.train.schedule()[-1].resolution)
+        save_checkpoint(run_dir, 1, model.checkpoint_variables(),
+                        {"epoch": 1, "stage_index": 0, "stage": model.stage_state(), "step": 0, "seed": cfg.seed,
+                         "model": cfg.model.name})
+        return run_dir
+
+    return make

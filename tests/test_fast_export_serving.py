@@ -22,26 +22,11 @@ RES = 16
 
 
 @pytest.fixture(scope="module")
-def untrained_run(tmp_path_factory):
+def untrained_run(make_untrained_run, tmp_path_factory):
     """``runs/untrained-run``: config.yaml + ckpt-000001.npz of an untrained thesis GAN at 16 px."""
-    from keras_mammo.config import dump_config, load_config
-    from keras_mammo.models.registry import DataInfo
-    from keras_mammo.training.checkpoint import save_checkpoint
-    from keras_mammo.training.run import build_run_model
-
-    run = tmp_path_factory.mktemp("fast") / "runs" / "untrained-run"
-    run.mkdir(parents=True)
-    cfg = load_config(None, {"run_dir": str(run), "seed": 3, "model.latent_dim": LATENT,
-                             "model.params": {"g_channels": [8, 8], "d_channels": [16, 8], "base_channels": 16},
-                             "train.resolution": RES, "train.epochs": 1, "train.precision": "float32",
-                             "train.tensorboard": False})
-    (run / "config.yaml").write_text(dump_config(cfg))
-    model = build_run_model(cfg, DataInfo())
-    model.set_stage(RES)
-    save_checkpoint(run, 1, model.checkpoint_variables(),
-                    {"epoch": 1, "stage_index": 0, "stage": model.stage_state(), "step": 0, "seed": 3,
-                     "model": "thesis"})
-    return run
+    return make_untrained_run(tmp_path_factory.mktemp("fast") / "runs" / "untrained-run", {
+        "model.latent_dim": LATENT, "train.resolution": RES,
+        "model.params": {"g_channels": [8, 8], "d_channels": [16, 8], "base_channels": 16}})
 
 
 @pytest.fixture(scope="module")
