@@ -170,21 +170,32 @@ def check_pixel_budget(path: str | Path, rows: int, columns: int, frames: int = 
 def raster_header_size(path: str | Path) -> tuple[int, int] | None:
     """``(rows, columns)`` declared by a raster file's header, read without decoding pixels.
 
-    Uses Pillow's lazy ``Image.open`` (header only). Returns ``None`` when Pillow cannot
-    identify the file (OpenCV then reports it). A file beyond Pillow's own bomb limit
-    (2 × ``PIL.Image.MAX_IMAGE_PIXELS``) reports that limit, which is above the budget.
+    PNG: the IHDR chunk (PNG spec §11.2.2); other formats: Pillow's lazy ``Image.open``
+    (header only). Returns ``None`` when neither identifies the file (OpenCV then reports it).
+
+    Raises:
+        DataError: the header declares more pixels than Pillow's own bomb limit
+            (2 × ``PIL.Image.MAX_IMAGE_PIXELS``, above :data:`MAX_PIXELS`).
     """
+    import struct
+
     from PIL import Image
 
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        columns, rows = struct.unpack(">II", head[16:24])
+        return rows, columns
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: the budget is checked here
             with Image.open(path) as im:
                 columns, rows = im.size
                 return rows, columns
-    except Image.DecompressionBombError:
-        side = int((2 * Image.MAX_IMAGE_PIXELS) ** 0.5) + 1
-        return side, side
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: declares more than {2 * Image.MAX_IMAGE_PIXELS} pixels, more than the pixel "
+                        f"budget of {MAX_PIXELS / 1e6:g} megapixels (keras_mammo.data.io.MAX_PIXELS); refused "
+                        f"before decoding (a decompression bomb, or not a mammogram)") from exc
     except Exception:  # not identifiable by Pillow: OpenCV decides
         return None
 
