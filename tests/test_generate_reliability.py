@@ -113,7 +113,7 @@ def test_exports_and_images_made_elsewhere_hold_no_machine_path(tiny_run, tmp_pa
     the machine's paths (issue 24, item 4). Exporting next to the run hid a climbing ``run_dir``."""
     from keras_mammo.generation.export import export_model
     from keras_mammo.savedmodel import find_run, run_fingerprint
-    from keras_mammo.generate import write_images
+    from keras_mammo.generation.generate import write_images
     from keras_mammo.utility.generated import _run_dir_of
 
     run, near = tiny_run

@@ -151,7 +151,7 @@ def test_generator_provenance(tmp_path):
     (run / "dataset_manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     assert generator_provenance(run, ps)["verified"]
     # a SavedModel names its run (by name and fingerprint: no path) and the run beside it is found
-    from keras_mammo.export import run_fingerprint
+    from keras_mammo.savedmodel import run_fingerprint
 
     sm = tmp_path / "saved" / "1" / "assets.extra"
     sm.mkdir(parents=True)

@@ -16,7 +16,7 @@ a ``count`` outside ``1 … MAX_IMAGES`` (:data:`keras_mammo.generation.generate
 
 A new version number is chosen when none is given; an existing version is never
 overwritten. The export is written to a temporary folder and renamed into place. The
-metadata names the source run by its folder name and its :func:`run_fingerprint` (a hash
+metadata names the source run by its folder name and its :func:`~keras_mammo.savedmodel.run_fingerprint` (a hash
 of the run's training-data manifest), never by a path, absolute or relative: no machine
 path leaves with a shared SavedModel, wherever it was exported to. Tools that need the run
 back (provenance checks) look for a run of that name beside the export and compare fingerprints.
