@@ -272,12 +272,18 @@ def pseudonym_key(prepared_dir: str | Path) -> tuple[bytes, bool]:
             os.write(fd, (secrets.token_bytes(32).hex() + "\n").encode())
             os.fsync(fd)
             os.close(fd)
-            os.link(tmp, path)  # never replaces a key another process made meanwhile
-            created = True
-        except FileExistsError:
-            created = False
+            try:
+                os.link(tmp, path)  # never replaces a key another process made meanwhile
+            except FileExistsError:
+                created = False
+            except OSError:  # a file system without hard links: a rename (last writer wins)
+                os.replace(tmp, path)
+                created = True
+            else:
+                created = True
         finally:
-            os.unlink(tmp)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     else:
         created = False
     text = path.read_text().strip()
