@@ -56,7 +56,7 @@ def patches(input_path, dataset, csv_files, out_dir, size, crop_size, crop, norm
     from itertools import islice
     from pathlib import Path
 
-    from keras_mammo.data.datasets import default_mias_path, open_dataset
+    from keras_mammo.data.datasets import default_mias_path, open_dataset, pseudonym_key
     from keras_mammo.errors import DataError
     from keras_mammo.utility.patches import GENERATOR_TRAIN_DIR, PatchOptions, extract_patches, write_patch_set
 
@@ -74,12 +74,12 @@ def patches(input_path, dataset, csv_files, out_dir, size, crop_size, crop, norm
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("manifest.jsonl", "patches.json", "dataset.json"):
             (out / name).unlink(missing_ok=True)
-    ds = open_dataset(dataset, input_path, csv_files=list(csv_files))
+    ds = open_dataset(dataset, input_path, csv_files=list(csv_files), pseudonym_key=pseudonym_key(out)[0])
     records = list(islice(ds.records(), limit) if limit else ds.records())
     options = PatchOptions(size=size, crop_size=crop_size, crop=crop, normals_per_film=normals_per_film, normal_source=normal_source,
                            min_tissue=min_tissue, source_scale=source_scale, test_fraction=test_fraction, seed=seed)
     result, notes = extract_patches(records, options, progress=not quiet)
-    write_patch_set(result, out, options, source={"dataset": ds.name, "path": str(Path(input_path).resolve()),
+    write_patch_set(result, out, options, source={"dataset": ds.name, "path": Path(input_path).resolve().name,
                                                   "films": len(records)}, notes=notes)
     from keras_mammo.utility.patches import PatchSet
 

@@ -78,3 +78,41 @@ def png16_signature(loaded, path: str | Path):
         warnings.warn(f"{path}: this export has no 16-bit signature (latent_png16); the images are 8-bit. "
                       f"Export the run again for 16-bit output", stacklevel=3)
     return fn
+
+
+def run_fingerprint(run_dir: str | Path) -> str | None:
+    """Identify a run without its path: 16 hex digits of SHA-256 of its ``dataset_manifest.jsonl``.
+
+    Returns ``None`` when the run has no training-data manifest.
+    """
+    import hashlib
+
+    manifest = Path(run_dir) / "dataset_manifest.jsonl"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else None
+
+
+def find_run(version_dir: str | Path, meta: dict, extra_roots: tuple[str | Path, ...] = ()) -> Path | None:
+    """The run a SavedModel version was exported from, found by name and checked by fingerprint.
+
+    Looked for as ``<root>/runs/<run>`` and ``<root>/<run>`` for each folder above the
+    version folder (up to four levels), the current directory and ``extra_roots``; a
+    candidate counts only if its :func:`run_fingerprint` equals the metadata's
+    ``run_fingerprint``. Exports made before this scheme recorded ``run_dir`` relative to
+    the version folder; that is still followed.
+
+    Returns:
+        the run directory, or ``None`` when no matching run is found.
+    """
+    version_dir = Path(version_dir).resolve()
+    legacy = meta.get("run_dir")
+    if legacy and not Path(legacy).is_absolute() and (version_dir / legacy / "dataset_manifest.jsonl").is_file():
+        return (version_dir / legacy).resolve()
+    name, fingerprint = meta.get("run"), meta.get("run_fingerprint")
+    if not name or not fingerprint or "/" in name or name in (".", ".."):
+        return None
+    roots = [*list(version_dir.parents)[:4], Path.cwd(), *map(Path, extra_roots)]
+    for root in roots:
+        for cand in (root / "runs" / name, root / name):
+            if cand.is_dir() and run_fingerprint(cand) == fingerprint:
+                return cand.resolve()
+    return None

@@ -108,13 +108,34 @@ def test_saved_model_refuses_non_finite_latents_and_bad_counts(tiny_run):
             gen(count=tf.constant(count, tf.int32), seed=tf.constant(1, tf.int64))
 
 
-def test_saved_model_metadata_holds_no_absolute_path(tiny_run, mias_prepared):
+def test_exports_and_images_made_elsewhere_hold_no_machine_path(tiny_run, tmp_path, tmp_path_factory):
+    """Export to a folder unrelated to the run, generate PNG and DICOM from both; no output names
+    the machine's paths (issue 24, item 4). Exporting next to the run hid a climbing ``run_dir``."""
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.savedmodel import find_run, run_fingerprint
+    from keras_mammo.generation.generate import write_images
     from keras_mammo.utility.generated import _run_dir_of
 
-    run, saved = tiny_run
+    run, near = tiny_run
+    elsewhere = tmp_path / "share" / "models"  # another pytest tmp folder: no common parent below the base temp
+    saved = export_model(run, out_dir=elsewhere, name="shared")
+    write_images(saved, 2, tmp_path / "png", seed=1)
+    write_images(saved, 2, tmp_path / "dcm", seed=1, fmt="dicom")
+    write_images(run, 2, tmp_path / "run-png", seed=1)
+    write_images(run, 2, tmp_path / "run-dcm", seed=1, fmt="dicom")
+    outputs = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(outputs) > 12
+    needles = {str(run), str(run.parent), str(run.resolve()), str(tmp_path), os.path.realpath(tmp_path),
+               str(tmp_path_factory.getbasetemp()), str(elsewhere), os.getcwd(), os.path.expanduser("~"), "/work/",
+               "/tmp/"}
+    found = [(n, p.relative_to(tmp_path)) for p in outputs for n in needles if n.encode() in p.read_bytes()]
+    assert found == []
+    texts = [p for p in outputs if p.suffix in (".json", ".txt", ".yaml", ".csv", ".dcm", ".png")]
+    assert [p.relative_to(tmp_path) for p in texts if b"../" in p.read_bytes()] == []
     meta = json.loads((saved / "assets.extra" / "keras_mammo.json").read_text())
-    text = json.dumps(meta)
-    assert str(run.parent) not in text and str(saved.parent) not in text
-    assert not any(isinstance(v, str) and v.startswith("/") for v in meta.values())
-    assert meta["run"] == "tiny-run"
-    assert _run_dir_of(saved.parent) == run.resolve()  # provenance still finds the run
+    assert meta["run"] == "tiny-run" and meta["run_fingerprint"] == run_fingerprint(run) and "run_dir" not in meta
+    assert not any(isinstance(v, str) and ("/" in v or "\\" in v) for v in meta.values())
+    # provenance still finds the run from an export beside it (the default layout) and checks it is that run
+    assert _run_dir_of(near.parent) == run.resolve()
+    assert find_run(saved, meta) is None and find_run(saved, meta, extra_roots=(run.parent,)) == run.resolve()
+    assert find_run(saved, {**meta, "run_fingerprint": "0" * 16}, extra_roots=(run.parent,)) is None

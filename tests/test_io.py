@@ -1,6 +1,10 @@
 """Reading DICOM and raster mammograms (keras_mammo.data.io)."""
 from __future__ import annotations
 
+import struct
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -72,12 +76,76 @@ def test_dicom_window_is_applied(dicom_paths, tmp_path):
     assert mid.any() and np.all((px[mid] > 0) & (px[mid] < 1))
 
 
-def test_dicom_truncated_is_a_clear_error(dicom_paths, tmp_path):
-    data = open(dicom_paths[0], "rb").read()
-    bad = tmp_path / "truncated.dcm"
-    bad.write_bytes(data[: len(data) // 3])
-    with pytest.raises(DataError, match="truncated.dcm"):
-        read_mammogram(bad)
+def test_dicom_truncated_is_a_clear_error(dicom_paths, tmp_path, capfd):
+    """A cut file says "truncated" (not "no Pixel Data element"), and no pydicom warning reaches stderr.
+
+    Both layouts: the RLE film (encapsulated: pydicom drops the unfinished element with a
+    warning) and a native copy (the element is kept, shorter than Rows × Columns × 2).
+    """
+    native, _ = _small_dicom(dicom_paths[0], tmp_path)
+    for src in (dicom_paths[0], native):
+        data = open(src, "rb").read()
+        for frac in (3, 1.01):
+            bad = tmp_path / f"cut_{Path(src).stem}_{frac}.dcm"
+            bad.write_bytes(data[: int(len(data) / frac)])
+            capfd.readouterr()
+            with warnings.catch_warnings(record=True) as caught, pytest.raises(DataError) as err:
+                warnings.simplefilter("always")
+                read_mammogram(bad)
+            msg = str(err.value)
+            assert msg.startswith(f"{bad}: truncated DICOM file") and "no Pixel Data" not in msg, msg
+            assert "\n" not in msg and capfd.readouterr().err == "" and not caught, [str(w.message) for w in caught]
+    # a complete file without pixel data still says so
+    import pydicom
+
+    ds = pydicom.dcmread(native)
+    del ds.PixelData
+    ds.save_as(tmp_path / "nopixels.dcm", enforce_file_format=True)
+    with pytest.raises(DataError, match="nopixels.dcm: DICOM file has no Pixel Data element"):
+        read_mammogram(tmp_path / "nopixels.dcm")
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    """A 16000² PNG of a few hundred KB is refused from its header; refusing it stays small in memory."""
+    import subprocess
+    import sys
+    import zlib
+
+    from keras_mammo.data import io
+
+    side = 16000
+    comp, idat = zlib.compressobj(9), []
+    row = b"\0" * (side + 1)  # filter byte + one grey byte per pixel
+    for _ in range(side):
+        idat.append(comp.compress(row))
+    idat.append(comp.flush())
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", b"".join(idat)) + chunk(b"IEND", b""))
+    assert bomb.stat().st_size < 400_000
+    with pytest.raises(DataError, match=r"bomb.png: declares 16000 × 16000 pixels, more than the pixel budget of 100 "):
+        read_mammogram(bomb)
+    code = ("import resource, sys; from keras_mammo.data.io import read_mammogram\n"
+            "try: read_mammogram(sys.argv[1])\nexcept Exception as e: print(type(e).__name__)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, check=True,
+                         cwd=Path(io.__file__).parents[2]).stdout.split()
+    assert out[0] == "DataError" and int(out[1]) < 400_000, out  # KiB: decoding it would take 256 MB more
+    # a DICOM declares its size in Rows/Columns: refused before decoding too
+    with pytest.raises(DataError, match="pixel budget"):
+        io.check_pixel_budget("big.dcm", 20000, 6000)
+    io.check_pixel_budget("real.dcm", 6000, 5000)  # the largest full-field mammograms pass
+
+
+def test_dangling_link_is_named(mias_dir, tmp_path):
+    link = tmp_path / "gone.png"
+    link.symlink_to(tmp_path / "moved-away.png")
+    with pytest.raises(DataError, match=r"gone.png: dangling link \(the file it points to does not exist\)"):
+        read_mammogram(link)
 
 
 def test_truncated_and_garbage_raster_files(mias_dir, tmp_path):

@@ -169,11 +169,111 @@ def test_folder_adapter_uses_dicom_patient_id_and_inbreast_names(identified_dico
     ds.save_as(src / "c.dcm")
     shutil.copy(mias_dir / "mdb001.png", src / "22678622_61b13c59bcba149e_MG_R_CC_ANON.png")
     shutil.copy(mias_dir / "mdb002.png", src / "22678700_61b13c59bcba149e_MG_L_MLO_ANON.png")
-    recs = {r.image_id: r for r in FolderDataset(src).records()}
-    assert recs["a"].patient_id == recs["b"].patient_id == pseudonymous_patient_id(ident["PatientID"])
+    key = b"k" * 32
+    recs = {r.image_id: r for r in FolderDataset(src, pseudonym_key=key).records()}
+    assert recs["a"].patient_id == recs["b"].patient_id == pseudonymous_patient_id(ident["PatientID"], key)
     assert recs["c"].patient_id != recs["a"].patient_id
     assert ident["PatientID"] not in json.dumps([str(r.patient_id) for r in recs.values()])
     assert recs["b"].laterality == "L"
     inb = [recs["22678622_61b13c59bcba149e_MG_R_CC_ANON"], recs["22678700_61b13c59bcba149e_MG_L_MLO_ANON"]]
     assert [(r.laterality, r.view) for r in inb] == [("R", "CC"), ("L", "MLO")]
     assert inb[0].patient_id == inb[1].patient_id == "inbreast-61b13c59bcba149e"
+
+
+def _old_public_pseudonym(patient_id: str) -> str:
+    """The unkeyed scheme before issue 24: sha256 of a public prefix + PatientID."""
+    import hashlib
+
+    return "pid-" + hashlib.sha256(f"keras-mammo:{patient_id}".encode()).hexdigest()[:16]
+
+
+def test_pseudonyms_are_keyed_per_dataset_and_not_found_by_hashing_candidates(identified_dicom, tmp_path):
+    """A numeric PatientID cannot be recovered by hashing all candidates (issue 24, item 3)."""
+    import hashlib
+    import hmac
+
+    import pydicom
+
+    from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, FolderDataset, pseudonym_key
+
+    path, _ = identified_dicom
+    src = tmp_path / "f"
+    src.mkdir()
+    ds = pydicom.dcmread(path)
+    ds.PatientID = "40217"  # a 5-digit numeric ID space: 100,000 candidates
+    ds.save_as(src / "a.dcm")
+    ds.save_as(src / "b.dcm")
+    k1, made1 = pseudonym_key(tmp_path / "prep1")
+    k2, _ = pseudonym_key(tmp_path / "prep2")
+    again, made_again = pseudonym_key(tmp_path / "prep1")
+    assert made1 and not made_again and again == k1 and k1 != k2 and len(k1) == 32
+    key_file = tmp_path / "prep1" / PSEUDONYM_KEY_FILE
+    assert (key_file.stat().st_mode & 0o777) == 0o600 and key_file.read_text().strip() == k1.hex()
+    p1 = {r.image_id: r.patient_id for r in FolderDataset(src, pseudonym_key=k1).records()}
+    p2 = {r.image_id: r.patient_id for r in FolderDataset(src, pseudonym_key=k2).records()}
+    assert p1["a"] == p1["b"] and p2["a"] == p2["b"]  # one patient, one pseudonym within a dataset
+    assert p1["a"] != p2["a"]  # two datasets, two pseudonyms
+    assert p1["a"] == "pid-" + hmac.new(k1, b"40217", hashlib.sha256).hexdigest()[:16]
+    # the attack the issue describes: hash every candidate ID with the public scheme
+    table = {_old_public_pseudonym(str(i)): i for i in range(100_000)}
+    assert table.get(_old_public_pseudonym("40217")) == 40217  # it did find the old pseudonym
+    assert p1["a"] not in table and p2["a"] not in table  # it finds nothing now
+    bad = tmp_path / "prep3" / PSEUDONYM_KEY_FILE
+    bad.parent.mkdir()
+    bad.write_text("not hex\n")
+    with pytest.raises(DataError, match=r"\.pseudonym-key: not a pseudonym key \(expected 64 hex digits\)"):
+        pseudonym_key(bad.parent)
+
+
+def test_old_prepared_folders_are_rekeyed_with_a_message(identified_dicom, tmp_path, capsys):
+    from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, pseudonymous_patient_id
+
+    path, ident = identified_dicom
+    src, out = tmp_path / "f", tmp_path / "prep"
+    src.mkdir()
+    shutil.copy(path, src / "a.dcm")
+    prepare_dataset(_cfg(src, out), progress=False)
+    key = bytes.fromhex((out / PSEUDONYM_KEY_FILE).read_text())
+    assert read_manifest(out)[0]["patient_id"] == pseudonymous_patient_id(ident["PatientID"], key)
+    # make it look like a folder prepared before keyed pseudonyms: public-scheme ids, no key
+    old = _old_public_pseudonym(ident["PatientID"])
+    rows = read_manifest(out)
+    (out / "manifest.jsonl").write_text("".join(json.dumps({**r, "patient_id": old}) + "\n" for r in rows))
+    (out / PSEUDONYM_KEY_FILE).unlink()
+    summary = json.loads((out / "dataset.json").read_text())  # and the settings as they were written then
+    summary["settings"] = {**summary["settings"], "path": str(src)}
+    del summary["settings"]["source_id"]
+    (out / "dataset.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    summary = prepare_dataset(_cfg(src, out), progress=False)
+    new_key = bytes.fromhex((out / PSEUDONYM_KEY_FILE).read_text())
+    assert summary["rekeyed_pseudonyms"] == 1 and summary["processed"] == 0  # no film decoded again
+    assert "re-keyed 1 patient pseudonym(s)" in capsys.readouterr().out
+    row = read_manifest(out)[0]
+    assert row["patient_id"] == pseudonymous_patient_id(ident["PatientID"], new_key) != old
+    assert old not in (out / "manifest.csv").read_text()
+    assert prepare_dataset(_cfg(src, out), progress=False)["reused"]  # and then it is up to date
+
+
+def test_shared_files_of_a_prepared_dataset_hold_no_machine_path(films, tmp_path):
+    """Rejection reasons, manifests and dataset.json name files relative to the dataset root (issue 24, item 4)."""
+    (films / "broken.png").write_bytes(b"not an image at all")
+    (films / "gone.png").symlink_to(tmp_path / "nowhere" / "gone.png")  # a dangling link is listed, not dropped
+    out = tmp_path / "prep"
+    prepare_dataset(_cfg(films, out), progress=False)
+    rows = {r["image_id"]: r for r in read_manifest(out)}
+    assert rows["broken"]["reason"] == "unreadable: broken.png: cannot decode image (corrupt, truncated or " \
+                                       "unsupported format)"
+    assert rows["gone"]["reason"] == "unreadable: gone.png: dangling link (the file it points to does not exist)"
+    assert not rows["gone"]["kept"] and rows["gone"]["source"] == "gone.png"
+    for name in ("manifest.jsonl", "manifest.csv", "dataset.json"):
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and os.path.realpath(tmp_path) not in text and "../" not in text, name
+    settings = json.loads((out / "dataset.json").read_text())["settings"]
+    assert settings["path"] == "films" and len(settings["source_id"]) == 16
+    # the same input is recognized (up to date); another folder of the same name is not
+    assert prepare_dataset(_cfg(films, out), progress=False)["reused"]
+    other = tmp_path / "elsewhere" / "films"
+    shutil.copytree(films, other, symlinks=True)
+    with pytest.raises(Exception, match="made with other settings"):
+        prepare_dataset(_cfg(other, out), progress=False)

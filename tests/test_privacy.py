@@ -42,7 +42,18 @@ def test_pipeline_outputs_hold_no_identifying_dicom_values(identified_dicom, tmp
     found = [(tag, p.relative_to(tmp_path)) for p in outputs for tag, value in needles.items()
              if value in p.read_bytes()]
     assert found == []
-    # what is shared (SavedModel, generated images, manifests) does not name the source folder either;
-    # only the resolved config (config.yaml, dataset.json settings: data.path) keeps it, to re-run
-    shared = [p for p in outputs if p.name not in ("config.yaml", "dataset.json")]
+    # what is shared (SavedModel, generated images, manifests, dataset.json) does not name the source folder
+    # either; only the run's resolved config (config.yaml: data.path) keeps it, to re-run
+    shared = [p for p in outputs if p.name != "config.yaml"]
     assert [p.relative_to(tmp_path) for p in shared if str(src).encode() in p.read_bytes()] == []
+    # the pseudonym key stays beside the prepared data: no run, image or export holds it (issue 24, item 3)
+    from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, pseudonymous_patient_id
+
+    key_file = tmp_path / "prepared" / PSEUDONYM_KEY_FILE
+    key = bytes.fromhex(key_file.read_text())
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    pid = pseudonymous_patient_id(ident["PatientID"], key)
+    elsewhere = [p for p in outputs if p.parts[len(tmp_path.parts)] != "prepared"]
+    assert [p for p in elsewhere if p.name == PSEUDONYM_KEY_FILE or key.hex().encode() in p.read_bytes()
+            or key in p.read_bytes()] == []
+    assert pid.encode() in (tmp_path / "runs" / "private" / "dataset_manifest.jsonl").read_bytes()

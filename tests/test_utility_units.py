@@ -150,11 +150,15 @@ def test_generator_provenance(tmp_path):
     run.mkdir()
     (run / "dataset_manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     assert generator_provenance(run, ps)["verified"]
-    # a SavedModel names its run
+    # a SavedModel names its run (by name and fingerprint: no path) and the run beside it is found
+    from keras_mammo.savedmodel import run_fingerprint
+
     sm = tmp_path / "saved" / "1" / "assets.extra"
     sm.mkdir(parents=True)
-    (sm / "keras_mammo.json").write_text(json.dumps({"run_dir": str(run)}))
+    (sm / "keras_mammo.json").write_text(json.dumps({"run": "run", "run_fingerprint": run_fingerprint(run)}))
     assert generator_provenance(tmp_path / "saved", ps)["run_dir"] == str(run.resolve())
+    (sm / "keras_mammo.json").write_text(json.dumps({"run": "run", "run_fingerprint": "0" * 16}))  # another run
+    assert generator_provenance(tmp_path / "saved", ps)["verified"] is False
     # a run that saw a test patient is refused
     (run / "dataset_manifest.jsonl").write_text(json.dumps(rows[3]) + "\n")
     with pytest.raises(DataLeakageError, match="p3"):

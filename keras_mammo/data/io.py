@@ -11,7 +11,10 @@ inversion of MONOCHROME1 so that dense tissue is always bright.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,11 @@ RASTER_SUFFIXES = {".png", ".pgm", ".pnm", ".tif", ".tiff", ".jpg", ".jpeg", ".b
 IMAGE_SUFFIXES = RASTER_SUFFIXES | {".dcm", ".dicom", ".dic"}
 #: Mammography view codes (DICOM CID 4014 abbreviations).
 MAMMO_VIEWS = {"CC", "MLO", "ML", "LM", "LMO", "XCCL", "XCCM", "FB", "SIO", "AT", "CV"}
+#: Pixel budget of one decoded input (rows × columns × frames), checked from the file's
+#: header before any pixel is decoded. A full-field digital mammogram has 13–30
+#: megapixels (3328 × 4096 to 5000 × 6000); 100 megapixels refuses decompression bombs
+#: (a 300 KB PNG that declares 16000 × 16000) without refusing any real film.
+MAX_PIXELS = 100_000_000
 
 
 @dataclasses.dataclass
@@ -76,34 +84,41 @@ def read_dicom(path: str | Path) -> Mammogram:
 
     Applies the Modality LUT (Rescale Slope/Intercept), the VOI LUT or window
     (Window Center/Width), and inverts MONOCHROME1. Compressed transfer syntaxes
-    (JPEG, JPEG-LS, JPEG 2000, RLE) decode through the pylibjpeg plugins.
+    (JPEG, JPEG-LS, JPEG 2000, RLE) decode through :func:`decode_pixels`: pydicom's
+    decoding plugins (pylibjpeg, GDCM, Pillow), then GDCM directly. The image size is
+    checked against :data:`MAX_PIXELS` before decoding.
 
     Returns:
         :class:`Mammogram` with ``pixels`` ``(H, W) float32`` in ``[0, 1]``.
 
     Raises:
         DataError: the file is missing, not DICOM, truncated, holds no pixel data,
-            is multi-frame/colour, or its transfer syntax cannot be decoded.
+            is multi-frame/colour, larger than :data:`MAX_PIXELS`, or its transfer
+            syntax cannot be decoded.
     """
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     path = Path(path)
     try:
-        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings(record=True) as caught:  # pydicom warns about damaged files on stderr
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path)
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
     except Exception as exc:  # pydicom raises several types for bad files
         raise DataError(f"{path}: not a readable DICOM file ({exc})") from exc
+    ended_early = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
     if "PixelData" not in ds:
+        if ended_early or _mentions_pixel_data(path):
+            raise DataError(f"{path}: truncated DICOM file: it ends inside the Pixel Data element (7FE0,0010)")
         raise DataError(f"{path}: DICOM file has no Pixel Data element (7FE0,0010)")
-    try:
-        raw = ds.pixel_array
-    except Exception as exc:
-        raise DataError(
-            f"{path}: cannot decode pixel data (transfer syntax "
-            f"{ds.file_meta.get('TransferSyntaxUID', 'unknown')}): {exc}"
-        ) from exc
+    check_pixel_budget(path, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0),
+                       int(ds.get("NumberOfFrames", 1) or 1))
+    if _native_bytes_missing(ds):
+        raise DataError(f"{path}: truncated DICOM file: the Pixel Data element holds {len(ds.PixelData)} bytes, "
+                        f"{_native_bytes_expected(ds)} expected from Rows × Columns × Bits Allocated")
+    raw = decode_pixels(ds, path)
     if raw.ndim != 2:
         raise DataError(f"{path}: expected a single-frame greyscale image, got pixel array shape {raw.shape}")
     arr = apply_modality_lut(raw, ds)
@@ -139,6 +154,167 @@ def read_dicom(path: str | Path) -> Mammogram:
     )
 
 
+def check_pixel_budget(path: str | Path, rows: int, columns: int, frames: int = 1) -> None:
+    """Refuse an image whose header declares more than :data:`MAX_PIXELS` pixels.
+
+    Raises:
+        DataError: ``rows × columns × frames > MAX_PIXELS`` (names the file and the size).
+    """
+    if rows * columns * max(1, frames) > MAX_PIXELS:
+        frames_text = f" × {frames} frames" if frames > 1 else ""
+        raise DataError(f"{path}: declares {columns} × {rows} pixels{frames_text}, more than the pixel budget of "
+                        f"{MAX_PIXELS / 1e6:g} megapixels (keras_mammo.data.io.MAX_PIXELS); refused before "
+                        f"decoding (a decompression bomb, or not a mammogram)")
+
+
+def raster_header_size(path: str | Path) -> tuple[int, int] | None:
+    """``(rows, columns)`` declared by a raster file's header, read without decoding pixels.
+
+    PNG: the IHDR chunk (PNG spec §11.2.2); other formats: Pillow's lazy ``Image.open``
+    (header only). Returns ``None`` when neither identifies the file (OpenCV then reports it).
+
+    Raises:
+        DataError: the header declares more pixels than Pillow's own bomb limit
+            (2 × ``PIL.Image.MAX_IMAGE_PIXELS``, above :data:`MAX_PIXELS`).
+    """
+    import struct
+
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        columns, rows = struct.unpack(">II", head[16:24])
+        return rows, columns
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: the budget is checked here
+            with Image.open(path) as im:
+                columns, rows = im.size
+                return rows, columns
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: declares more than {2 * Image.MAX_IMAGE_PIXELS} pixels, more than the pixel "
+                        f"budget of {MAX_PIXELS / 1e6:g} megapixels (keras_mammo.data.io.MAX_PIXELS); refused "
+                        f"before decoding (a decompression bomb, or not a mammogram)") from exc
+    except Exception:  # not identifiable by Pillow: OpenCV decides
+        return None
+
+
+def _mentions_pixel_data(path: Path) -> bool:
+    """Whether the file holds the Pixel Data tag (7FE0,0010), little endian, anywhere."""
+    tag, tail = b"\xe0\x7f\x10\x00", b""
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if tag in tail + chunk:
+                    return True
+                tail = chunk[-3:]
+    except OSError:
+        return False
+    return False
+
+
+def _native_bytes_expected(ds) -> int:
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    n = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * int(ds.get("SamplesPerPixel", 1) or 1)
+    return (n * int(ds.get("NumberOfFrames", 1) or 1) * bits + 7) // 8
+
+
+def _native_bytes_missing(ds) -> bool:
+    """An uncompressed Pixel Data element shorter than its image size (the file was cut)."""
+    ts = ds.file_meta.get("TransferSyntaxUID")
+    if ts is None or getattr(ts, "is_compressed", True):
+        return False
+    return len(ds.PixelData) < _native_bytes_expected(ds)
+
+
+def decode_pixels(ds, path: str | Path) -> np.ndarray:
+    """The stored pixel values of a DICOM dataset, trying every decoder installed.
+
+    Order: pydicom's pixel-data decoding plugins (pylibjpeg's libjpeg/openjpeg/RLE, GDCM,
+    Pillow, as pydicom 3 tries them), then GDCM reading the file itself. GDCM decodes
+    streams the others reject, e.g. 12-bit JPEG Extended (1.2.840.10008.1.2.4.51) whose
+    start-of-scan header has scan stop 0 instead of 63, as older encoders write it
+    (libjpeg: "scan start must be zero and scan stop must be 63"; pydicom's GDCM plugin
+    refuses 12-bit JPEG Extended altogether).
+
+    Returns:
+        the stored values before any LUT, e.g. ``(H, W) uint16``.
+
+    Raises:
+        DataError: no decoder could decode it (one line naming the file, the transfer
+            syntax and each decoder's error).
+    """
+    import re
+
+    errors = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ds.pixel_array
+    except Exception as exc:
+        errors.append(f"pydicom: {exc}")
+    try:
+        return _gdcm_pixels(Path(path))
+    except ImportError:
+        errors.append("GDCM: not installed (pip install python-gdcm)")
+    except Exception as exc:
+        errors.append(f"GDCM: {exc}")
+    ts = ds.file_meta.get("TransferSyntaxUID", "unknown")
+    detail = re.sub(r"\s+", " ", "; ".join(errors))
+    raise DataError(f"{path}: cannot decode pixel data (transfer syntax {ts}): {detail}")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C libraries write to file descriptor 2 for the duration of the block."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr (embedded interpreter): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _gdcm_pixels(path: Path) -> np.ndarray:
+    """Decode a DICOM file's pixels with GDCM (``python-gdcm``) directly: ``(H, W[, S])`` or ``(F, H, W[, S])``."""
+    import gdcm
+
+    gdcm.Trace.WarningOff()
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(path))
+    with _quiet_stderr():  # GDCM's JPEG codecs print their retries ("Unsupported JPEG data precision 12")
+        if not reader.Read():
+            raise ValueError("GDCM cannot read the image")
+        image = reader.GetImage()
+        buffer = image.GetBuffer()
+    fmt = image.GetPixelFormat()
+    types = {gdcm.PixelFormat.UINT8: np.uint8, gdcm.PixelFormat.INT8: np.int8, gdcm.PixelFormat.UINT16: np.uint16,
+             gdcm.PixelFormat.INT16: np.int16, gdcm.PixelFormat.UINT32: np.uint32,
+             gdcm.PixelFormat.INT32: np.int32}
+    dtype = types.get(fmt.GetScalarType())
+    if dtype is None:
+        raise ValueError(f"unsupported pixel format {fmt.GetScalarTypeAsString()}")
+    columns, rows = image.GetDimension(0), image.GetDimension(1)
+    frames = image.GetDimension(2) if image.GetNumberOfDimensions() == 3 else 1
+    samples = fmt.GetSamplesPerPixel()
+    # SWIG hands the buffer over as str; surrogateescape gives back its bytes (as pydicom 2's GDCM handler did)
+    data = np.frombuffer(buffer.encode("utf-8", "surrogateescape"), dtype=np.dtype(dtype).newbyteorder("<"))
+    if data.size != rows * columns * frames * samples:
+        raise ValueError(f"GDCM returned {data.size} values, {rows * columns * frames * samples} expected")
+    shape = ((frames,) if frames > 1 else ()) + (rows, columns) + ((samples,) if samples > 1 else ())
+    return data.reshape(shape).astype(dtype)
+
+
 #: Largest channel spread (fraction of full scale, 99.9th percentile) of grey stored as RGB.
 GREY_TOLERANCE = 0.03
 
@@ -159,14 +335,21 @@ def read_raster(path: str | Path) -> Mammogram:
     (photographs, annotated screenshots) are rejected. Integer images are scaled by
     their dtype's maximum (255 or 65535); float images are min-max scaled.
 
+    The size declared by the header is checked against :data:`MAX_PIXELS` before
+    decoding (:func:`raster_header_size`).
+
     Raises:
-        DataError: missing, truncated or undecodable file, or a colour image.
+        DataError: missing, truncated or undecodable file, a colour image, or more
+            pixels than :data:`MAX_PIXELS`.
     """
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    size = raster_header_size(path)
+    if size is not None:
+        check_pixel_budget(path, *size)
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
@@ -199,9 +382,12 @@ def read_mammogram(path: str | Path) -> Mammogram:
     """Read any supported mammogram file (DICOM or raster), chosen by suffix/magic.
 
     Raises:
-        DataError: the file is missing, corrupt or of an unsupported format.
+        DataError: the file is missing, a dangling link, corrupt, of an unsupported
+            format, or larger than :data:`MAX_PIXELS`.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{path}: dangling link (the file it points to does not exist)")
     if is_dicom(path):
         return read_dicom(path)
     if path.suffix.lower() not in RASTER_SUFFIXES:

@@ -20,7 +20,11 @@ file list (paths, sizes, modification times) are compared, and only new or chang
 are processed; outputs of files that disappeared are removed. Image ids are unique by
 construction: ids that collide (``x.png`` + ``x.tif``) are renamed ``x~2`` and reported.
 Manifests hold source paths relative to the dataset root (``data.absolute_paths`` opts
-into absolute ones), so a shared run directory does not reveal the folder layout.
+into absolute ones), rejection reasons name files the same way, and ``dataset.json``
+names the input folder by its name only, so a shared run directory does not reveal the
+folder layout. Patient pseudonyms are keyed with the dataset's secret
+(``<out>/.pseudonym-key``, see :func:`keras_mammo.data.datasets.pseudonym_key`), which
+stays beside the prepared data.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_mammo.data.datasets import SourceRecord, open_dataset
+from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, SourceRecord, open_dataset, pseudonym_key
 from keras_mammo.data.io import read_mammogram, write_png
 from keras_mammo.data.preprocess import crop_pad_resize, preprocess_mammogram
 from keras_mammo.data.viz import image_grid, save_image
@@ -97,18 +101,22 @@ def source_label(path: Path, root: str | Path | None, absolute: bool = False) ->
     if absolute:
         return str(path.resolve())
     if root is not None:
-        try:
-            return path.resolve().relative_to(Path(root).resolve()).as_posix()
+        try:  # the link itself, not its target, is the dataset's file (a dangling link keeps its name)
+            return (path.parent.resolve() / path.name).relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             pass
     return "/".join(path.parts[-2:])
 
 
 def _stat(path: Path) -> tuple[int | None, int | None]:
+    """Size and mtime of the file (of the link itself when it dangles, so its row is reused until it changes)."""
     try:
         st = path.stat()
     except OSError:
-        return None, None
+        try:
+            st = path.lstat()
+        except OSError:
+            return None, None
     return st.st_size, st.st_mtime_ns
 
 
@@ -128,13 +136,15 @@ def process_record(record: SourceRecord, cfg: DataConfig, out_dir: str) -> dict:
                renamed_from=record.renamed_from)
     written: list[Path] = []
     try:
-        return _process(record, cfg, out, row, written)
+        row = _process(record, cfg, out, row, written)
     except Exception as exc:  # MemoryError is an Exception too: one film never aborts the batch
         for p in written:
             p.unlink(missing_ok=True)
         row.update(kept=False, image=None, breast_mask=None, lesion_mask=None,
                    reason=f"failed: {type(exc).__name__}: {exc}")
-        return row
+    if not cfg.absolute_paths:
+        row["reason"] = shareable_reason(row["reason"], Path(record.path), row["source"], cfg.path)
+    return row
 
 
 def _process(record: SourceRecord, cfg: DataConfig, out: Path, row: dict, written: list[Path]) -> dict:
@@ -232,12 +242,52 @@ def reason_category(reason: str | None) -> str:
     return reason.split(":")[0] or "unknown"
 
 
-def _settings(cfg: DataConfig) -> dict:
+def _settings(cfg: DataConfig, key: bytes) -> dict:
     d = dataclasses.asdict(cfg)
     d.pop("workers", None)
     d.pop("cache_mb", None)  # how training holds the films, not how they are prepared
     d.pop("prepared", None)
+    return shareable_settings(d, key)
+
+
+def shareable_settings(settings: dict, key: bytes) -> dict:
+    """``dataset.json``'s settings without machine paths: input folder and CSVs by name only.
+
+    Which input they were is still compared, through ``source_id``: 16 hex digits of
+    HMAC-SHA256 over the resolved paths with the dataset's pseudonym key, so a moved or
+    different input folder of the same name is told apart without writing its path.
+    Settings written before (with paths) are converted the same way, so an existing
+    prepared dataset stays reusable.
+    """
+    import hashlib
+    import hmac
+
+    if "source_id" in settings:
+        return settings
+    d = dict(settings)
+    paths = [str(Path(d["path"]).resolve())] if d.get("path") else []
+    paths += [str(Path(c).resolve()) for c in d.get("csv_files") or []]
+    d["path"] = Path(d["path"]).resolve().name if d.get("path") else None
+    d["csv_files"] = [Path(c).name for c in d.get("csv_files") or []]
+    d["source_id"] = hmac.new(key, "\0".join(paths).encode(), hashlib.sha256).hexdigest()[:16] if paths else None
     return d
+
+
+def shareable_reason(reason: str | None, path: Path, label: str, root: str | Path | None) -> str | None:
+    """A rejection reason with the film's path (as given, absolute or resolved) replaced by its manifest label.
+
+    Readers' messages begin with the path they were given (``/data/x.dcm: truncated ...``);
+    manifests are shared, so that becomes the name relative to the dataset root.
+    """
+    if not reason:
+        return reason
+    forms = {str(path), os.path.abspath(path), str(Path(path).resolve())}
+    for form in sorted(forms, key=len, reverse=True):
+        reason = reason.replace(form, label)
+    if root is not None:
+        for form in sorted({str(root), os.path.abspath(root), str(Path(root).resolve())}, key=len, reverse=True):
+            reason = reason.replace(form.rstrip(os.sep) + os.sep, "")
+    return reason
 
 
 def read_manifest(prepared_dir: str | Path) -> list[dict]:
@@ -298,19 +348,25 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
     out = Path(out_dir or cfg.prepared)
     if cfg.path and out.resolve().is_relative_to(Path(cfg.path).resolve()):
         raise ConfigError(f"data.prepared: {out} is inside the input folder {cfg.path}; choose another directory")
-    settings = _settings(cfg)
     summary_path = out / "dataset.json"
+    key, new_key = pseudonym_key(out)
+    settings = _settings(cfg, key)
     old_rows: dict[tuple, dict] = {}
     if summary_path.is_file():
         old = json.loads(summary_path.read_text())
-        if old.get("settings") == settings and old.get("limit") == limit and (out / "manifest.jsonl").is_file():
+        before = shareable_settings(old.get("settings") or {}, key)
+        if new_key and "source_id" in (old.get("settings") or {}):  # the key was lost: its source_id can't be checked
+            before = {**before, "source_id": settings["source_id"]}
+        same = before == settings and old.get("limit") == limit
+        if same and (out / "manifest.jsonl").is_file():
             old_rows = {_fingerprint(r): r for r in read_manifest(out)}
         elif not overwrite:
             raise ConfigError(f"data.prepared: {out} already holds a prepared dataset made with other settings; "
                               f"pass --overwrite or choose another directory")
         elif (out / "manifest.jsonl").is_file():  # overwrite: every old output goes
             old_rows = {("overwritten", i): r for i, r in enumerate(read_manifest(out))}
-    records = list(open_dataset(cfg.dataset, cfg.path, cfg.csv_files, cfg.class_subfolders).records())
+    records = list(open_dataset(cfg.dataset, cfg.path, cfg.csv_files, cfg.class_subfolders,
+                                pseudonym_key=key).records())
     if limit:
         records = records[:limit]
     if not records:
@@ -319,16 +375,24 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
     # reuse: a file whose path, size and modification time are unchanged keeps its row
     rows: list[dict | None] = []
     todo: list[int] = []
+    rekeyed = 0
     for i, rec in enumerate(records):
         size, mtime = _stat(Path(rec.path))
-        key = (source_label(rec.path, cfg.path, cfg.absolute_paths), size, mtime, rec.image_id)
-        prev = old_rows.pop(key, None) if size is not None else None
+        fingerprint = (source_label(rec.path, cfg.path, cfg.absolute_paths), size, mtime, rec.image_id)
+        prev = old_rows.pop(fingerprint, None) if size is not None else None
         if prev is not None and all((out / f).is_file() for f in _outputs(prev)):
+            if prev.get("patient_id") != rec.patient_id:  # pseudonyms made before the key (or with another)
+                prev = {**prev, "patient_id": rec.patient_id}
+                rekeyed += 1
             rows.append(prev)
         else:
             rows.append(None)
             todo.append(i)
-    if not (old_rows or todo) and (out / "manifest.jsonl").is_file():
+    if rekeyed:
+        print(f"{out}: re-keyed {rekeyed} patient pseudonym(s) with this dataset's secret key "
+              f"({PSEUDONYM_KEY_FILE}, kept beside the prepared data){' made now' if new_key else ''}; "
+              f"earlier runs' manifests keep the old pseudonyms", flush=True)
+    if not (old_rows or todo or rekeyed) and (out / "manifest.jsonl").is_file():
         summary = json.loads(summary_path.read_text())
         summary["reused"] = True
         if summary.get("kept", 0) == 0:
@@ -376,6 +440,7 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
         "rejected_by_reason": dict(reasons), "size": cfg.size,
         "labels": dict(Counter(r["label"] for r in rows if r["kept"])),
         "processed": len(todo), "reused_files": len(rows) - len(todo), "renamed_ids": renamed,
+        "rekeyed_pseudonyms": rekeyed,
     }
     write_json_atomic(summary_path, summary)
     if kept == 0:

@@ -72,14 +72,94 @@ class MaskResult:
     chest_wall: str
 
 
-def breast_mask(pixels: np.ndarray, threshold_scale: float = 0.5) -> MaskResult:
-    """Segment the breast from background, labels, tape and scanner artefacts.
+#: Radius of the disk that separates the breast from thin structures, as a fraction of the
+#: working copy's longer side (13 px at 512): lines, frame edges and text strokes thinner
+#: than twice this are not breast.
+THIN_RADIUS = 0.025
+#: A component touching an image edge along at least this fraction of that edge ...
+BAND_MIN_LENGTH = 0.5
+#: ... while reaching at most this fraction of the image into it is a film frame, scanner
+#: strip or collimator edge, not breast (a breast reaches far from its chest wall).
+BAND_MAX_DEPTH = 0.15
 
-    Method: on a copy resized to at most 512 px, median-filter (5 px), threshold at
-    ``threshold_scale`` × Otsu's threshold (a low threshold keeps the faint skin line
-    of fatty breasts), open with a disk of 1 % of the image size (detaches labels and
-    tape touching the breast), keep the largest 8-connected component, fill its holes,
-    close with the same disk, and resize the mask back with nearest-neighbour.
+
+#: A row or column within :data:`BAND_MAX_DEPTH` of an edge whose foreground covers at
+#: least this fraction of the image's width or height is a candidate frame line.
+FRAME_LINE_FILL = 0.85
+
+
+def _clear_frame_lines(fg: np.ndarray) -> np.ndarray:
+    """Zero the straight frame lines along the image edges (and the thin margin outside them).
+
+    Per edge, the rows (or columns) within :data:`BAND_MAX_DEPTH` whose foreground fills
+    at least :data:`FRAME_LINE_FILL` of the line form a frame line when the run of them
+    is thin (at most 5 % of the image) and the fill drops below 0.6 within 3 % of the
+    image inside it (a frame line has background or a breast of partial height inside
+    it; a breast filling the whole edge does not drop). Up to three nested lines per edge.
+    """
+    out = fg.copy()
+    h, w = out.shape
+    for _ in range(3):
+        changed = False
+        for view in (out, out[::-1], out.T, out.T[::-1]):  # top, bottom, left, right (views write through)
+            length, depth = view.shape[1], view.shape[0]
+            fill = view[: int(BAND_MAX_DEPTH * depth) + 1].mean(axis=1)
+            hits = np.flatnonzero(fill >= FRAME_LINE_FILL)
+            if hits.size == 0:
+                continue
+            i0 = i1 = int(hits[0])
+            while i1 + 1 < fill.size and fill[i1 + 1] >= FRAME_LINE_FILL:
+                i1 += 1
+            inside = view[i1 + 1: i1 + 2 + int(0.03 * depth)].mean(axis=1)
+            if i1 - i0 + 1 <= max(2, 0.05 * depth) and inside.size and inside.min() < 0.6:
+                view[: i1 + 1] = 0
+                changed = True
+        if not changed:
+            break
+    return out
+
+
+def _border_bands(labels: np.ndarray, stats: np.ndarray) -> set[int]:
+    """Labels of components lying along an image edge: long along it, shallow into the image."""
+    import cv2
+
+    h, w = labels.shape
+    bands = set()
+    for i in range(1, len(stats)):
+        x, y, bw, bh = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
+                                                   cv2.CC_STAT_HEIGHT))
+        touches = {"left": x == 0, "right": x + bw == w, "top": y == 0, "bottom": y + bh == h}
+        vertical = (touches["left"] or touches["right"]) and bh >= BAND_MIN_LENGTH * h and bw <= BAND_MAX_DEPTH * w
+        horizontal = (touches["top"] or touches["bottom"]) and bw >= BAND_MIN_LENGTH * w and bh <= BAND_MAX_DEPTH * h
+        if vertical or horizontal:
+            bands.add(i)
+    return bands
+
+
+def breast_mask(pixels: np.ndarray, threshold_scale: float = 0.5) -> MaskResult:
+    """Segment the breast from background, film frames, burned-in markers, labels and tape.
+
+    Method, on a copy resized to at most 512 px:
+
+    1. median-filter (5 px) and threshold at ``threshold_scale`` × Otsu's threshold (a
+       low threshold keeps the faint skin line of fatty breasts); open with a disk of
+       1 % of the image size (detaches labels and tape touching the breast);
+    2. *thin structures out*: open again with a disk of radius :data:`THIN_RADIUS`
+       (2.5 % of the size). Frame lines, scanner edges and the strokes of burned-in text
+       ("L MLO") are thinner than that disk and vanish, and with them the thin bridges
+       through which a frame joins the breast and a marker joins the frame;
+    3. *border bands out*: of the remaining components, those lying along an image
+       edge — at least :data:`BAND_MIN_LENGTH` of its length, at most
+       :data:`BAND_MAX_DEPTH` deep — are thick film frames or scanner strips;
+    4. the largest component left is the breast's core (markers and labels, separate
+       from it, are left out); the mask is the step-1 foreground within that disk radius
+       of the core (restoring the skin line, the nipple and the chest-wall edge the wide
+       opening rounded off), its largest 8-connected component, holes filled, closed
+       with the 1 % disk;
+    5. resize the mask back with nearest-neighbour.
+
+    Dominance (see :func:`shape_score`) compares the breast's core with the other
+    components of step 3 (labels, tape, bright artefacts), border bands excluded.
 
     Args:
         pixels: ``(H, W) float32`` in ``[0, 1]``.
@@ -100,22 +180,28 @@ def breast_mask(pixels: np.ndarray, threshold_scale: float = 0.5) -> MaskResult:
     s8 = cv2.medianBlur(_to_uint8(small), 5)
     otsu, _ = cv2.threshold(s8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = max(1.0, otsu * threshold_scale)
-    fg = (s8 > thr).astype(np.uint8)
+    fg = _clear_frame_lines((s8 > thr).astype(np.uint8))
+    h, w = s8.shape
     k = max(3, int(round(0.01 * max(s8.shape))) | 1)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     opened = cv2.morphologyEx(fg, cv2.MORPH_OPEN, disk)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    h, w = s8.shape
-    if n <= 1:
+    r = max(2, int(round(THIN_RADIUS * max(h, w))))
+    wide = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    core = cv2.morphologyEx(opened, cv2.MORPH_OPEN, wide)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    candidates = [i for i in range(1, n) if i not in _border_bands(labels, stats)]
+    if not candidates:
         return MaskResult(np.zeros(pixels.shape, bool), thr / 255.0, 0.0, 0.0, 0.0, 0.0, "left")
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    best = 1 + int(np.argmax(areas))
-    comp = labels == best
+    areas = stats[candidates, cv2.CC_STAT_AREA]
+    best = candidates[int(np.argmax(areas))]
+    dominance = float(areas.max() / max(1, areas.sum()))
+    near = cv2.dilate((labels == best).astype(np.uint8), wide)
+    n2, labels2, stats2, _ = cv2.connectedComponentsWithStats(opened & near, connectivity=8)
+    comp = labels2 == 1 + int(np.argmax(stats2[1:, cv2.CC_STAT_AREA]))
     comp = ndimage.binary_fill_holes(comp)
     comp = cv2.morphologyEx(comp.astype(np.uint8), cv2.MORPH_CLOSE, disk).astype(bool)
     comp = ndimage.binary_fill_holes(comp)
     area = float(comp.sum())
-    dominance = float(areas.max() / max(1, areas.sum()))
     contours, _ = cv2.findContours(comp.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull_area = float(cv2.contourArea(cv2.convexHull(np.concatenate(contours)))) if contours else 0.0
     solidity = float(min(1.0, area / hull_area)) if hull_area > 0 else 0.0

@@ -16,8 +16,10 @@ a ``count`` outside ``1 … MAX_IMAGES`` (:data:`keras_mammo.generation.generate
 
 A new version number is chosen when none is given; an existing version is never
 overwritten. The export is written to a temporary folder and renamed into place. The
-metadata names the source run by its folder name and by its path *relative to the
-version folder* — no absolute path leaves the machine with a shared SavedModel.
+metadata names the source run by its folder name and its :func:`~keras_mammo.savedmodel.run_fingerprint` (a hash
+of the run's training-data manifest), never by a path, absolute or relative: no machine
+path leaves with a shared SavedModel, wherever it was exported to. Tools that need the run
+back (provenance checks) look for a run of that name beside the export and compare fingerprints.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from keras_mammo.config import load_run_config
 from keras_mammo.errors import ConfigError
 from keras_mammo.generation.generate import MAX_IMAGES
-from keras_mammo.savedmodel import METADATA, next_version
+from keras_mammo.savedmodel import METADATA, next_version, run_fingerprint
 from keras_mammo.serving.signatures import add_png_signatures
 
 
@@ -133,7 +135,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path | None = None, name: s
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         meta = {"model": cfg.model.name, "resolution": state.get("stage", {}).get("resolution"),
                 "latent_dim": cfg.model.latent_dim, "seed": cfg.seed, "run": Path(run_dir).resolve().name,
-                "run_dir": os.path.relpath(Path(run_dir).resolve(), target.resolve()),
+                "run_fingerprint": run_fingerprint(run_dir),
                 "epoch": state.get("epoch"), "step": state.get("step"), "precision": state["precision"],
                 "signatures": sorted(signatures)}
         (tmp / METADATA).parent.mkdir(exist_ok=True)

@@ -9,7 +9,7 @@ folder (the training split's tumour patches and nothing else, see
 the information exists, that a generator's training data holds no test patient:
 
 - a run directory lists the rows it trained on in ``dataset_manifest.jsonl``;
-- a SavedModel names its run in ``assets.extra/keras_mammo.json`` (``run_dir``);
+- a SavedModel names its run in ``assets.extra/keras_mammo.json`` (``run``, ``run_fingerprint``);
 - a plain folder of images carries no provenance: it is used, and the report says that
   its provenance could not be verified.
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_mammo.data.io import IMAGE_SUFFIXES, read_mammogram
 from keras_mammo.errors import DataError
+from keras_mammo.savedmodel import find_run
 from keras_mammo.utility.patchset import (
     GENERATOR_TRAIN_DIR,
     TRAIN,
@@ -106,12 +107,11 @@ def _run_dir_of(source: Path) -> Path | None:
         meta = c / "assets.extra" / "keras_mammo.json"
         if meta.is_file():
             try:
-                run = json.loads(meta.read_text()).get("run_dir")
-            except json.JSONDecodeError:
+                run = find_run(c, json.loads(meta.read_text()))
+            except (json.JSONDecodeError, AttributeError):
                 run = None
-            run = (c / run).resolve() if run and not Path(run).is_absolute() else run  # relative to the version
-            if run and (Path(run) / "dataset_manifest.jsonl").is_file():
-                return Path(run)
+            if run is not None:
+                return run
     return None
 
 
