@@ -107,3 +107,26 @@ def test_undeclarable_params_fall_back_to_the_module():
     assert [f.name for f in dataclasses.fields(p)] == ["a"] and p().a == 1
     assert catalog._params_class(tree, "Q", "<test>", "test_module") is None
     assert catalog._params_class(tree, "R", "<test>", "test_module") is None
+
+
+def test_resolve_run_config_reads_the_run_once_and_returns_a_new_config(tmp_path, monkeypatch):
+    """train.precision: auto → the machine's choice for a new run, the recorded one for a resumed
+    run; the caller's config is never changed (issue 23)."""
+    from keras_mammo import precision
+    from keras_mammo.config import dump_config, resolve_run_config
+
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda cpuinfo="": True)
+    cfg = load_config("quickstart", {"run_dir": str(tmp_path / "r")})
+    assert cfg.train.precision == "auto"
+    new, previous, text = resolve_run_config(cfg, tmp_path / "r")          # a new run
+    assert (new.train.precision, previous, text) == ("mixed_bfloat16", None, None)
+    assert cfg.train.precision == "auto" and new is not cfg
+
+    (tmp_path / "r").mkdir()
+    recorded = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision="float32"))
+    (tmp_path / "r" / "config.yaml").write_text(dump_config(recorded))
+    new, previous, text = resolve_run_config(cfg, tmp_path / "r")          # resumed on a bfloat16 machine
+    assert new.train.precision == "float32" and previous.train.precision == "float32"
+    assert text == dump_config(recorded) and cfg.train.precision == "auto"
+    forced = load_config("quickstart", {"run_dir": str(tmp_path / "r"), "train.precision": "mixed_bfloat16"})
+    assert resolve_run_config(forced, tmp_path / "r").config.train.precision == "mixed_bfloat16"
