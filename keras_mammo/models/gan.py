@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_mammo.errors import ConfigError
+from keras_mammo.models.gan_utils import step_seed
 from keras_mammo.models.recipe import SmallDataRecipe, with_training_hooks
 
 
@@ -108,15 +109,7 @@ class GAN(SmallDataRecipe, keras.Model):
         ``stream`` separates draws made in the same step (e.g. discriminator vs
         generator update). Deterministic in ``(seed, step, stream, replica)``.
         """
-        replica = 0
-        ctx = tf.distribute.get_replica_context()
-        if ctx is not None:
-            replica = ctx.replica_id_in_sync_group
-        seed = tf.stack([
-            tf.cast(self.seed, tf.int64) * 1_000_003 + tf.cast(stream, tf.int64) * 7919 + tf.cast(replica, tf.int64),
-            tf.cast(self.step, tf.int64),
-        ])
-        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
+        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=step_seed(self, stream))
 
     @staticmethod
     def scale_loss(loss):

@@ -1,8 +1,9 @@
 """Small helpers shared by the train steps of the DCGAN, StyleGAN, seg-cdcgan, pix2pix and U-Net models.
 
 - :func:`step_seed`: a ``(2,) int64`` seed for ``tf.random.stateless_*`` that depends only
-  on the run seed, the step counter, a stream number and the replica, the same recipe as
-  :meth:`keras_mammo.models.gan.GAN.latent_batch`. Every random draw of a train step
+  on the run seed, the step counter, a stream number and the replica; the one owner of
+  that rule (:meth:`keras_mammo.models.gan.GAN.latent_batch` and the small-data recipe's
+  augmentation draws use it too). Every random draw of a train step
   (gradient-penalty ε, style-mixing cutoff, per-pixel noise) uses it, so a run resumed
   from a checkpoint draws exactly what an uninterrupted run draws.
 - :func:`scaled_loss` (inside the tape) and :func:`apply_gradients`: loss scaling (mixed

@@ -29,6 +29,7 @@ from keras_mammo.augment import diffaugment
 from keras_mammo.augment.ada import AdaptiveAugment
 from keras_mammo.errors import ConfigError
 from keras_mammo.models.ema import GeneratorEMA
+from keras_mammo.models.gan_utils import step_seed
 
 
 def with_training_hooks(train_step):
@@ -118,17 +119,6 @@ class SmallDataRecipe:
         self.loss_kind = t.loss
         self.r1_gamma, self.r1_interval = float(t.r1_gamma or 0.0), int(t.r1_interval)
 
-    def _stream_seed(self, stream: int):
-        """``(2,) int64`` stateless seed from ``(seed, step, stream, replica)`` (as :meth:`latent_batch`)."""
-        replica = 0
-        ctx = tf.distribute.get_replica_context()
-        if ctx is not None:
-            replica = ctx.replica_id_in_sync_group
-        return tf.stack([
-            tf.cast(self.seed, tf.int64) * 1_000_003 + tf.cast(stream, tf.int64) * 7919 + tf.cast(replica, tf.int64),
-            tf.cast(self.step, tf.int64),
-        ])
-
     def augment_for_d(self, images, conditions=None, stream: int | None = None):
         """Augment images before the discriminator sees them (``train.augment``).
 
@@ -154,9 +144,9 @@ class SmallDataRecipe:
         if stream is None:
             k = getattr(self, "_augment_calls", 0)
             object.__setattr__(self, "_augment_calls", k + 1)
-            seed = self._stream_seed(400 + k)
+            seed = step_seed(self, 400 + k)
         else:
-            seed = self._stream_seed(100_000 + int(stream))
+            seed = step_seed(self, 100_000 + int(stream))
         c = ops.shape(images)[-1]
         x = images if conditions is None else ops.concatenate([images, ops.cast(conditions, images.dtype)], axis=-1)
         if self.ada is not None:
