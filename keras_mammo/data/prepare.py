@@ -91,6 +91,10 @@ def _lesion_mask(record: SourceRecord, shape: tuple[int, int]) -> np.ndarray | N
 
 
 def _keep_by_metadata(row: dict, cfg: DataConfig) -> str | None:
+    """Why the metadata filters reject a film (None: kept). A film failing several filters is
+    counted under the first, in the order split, laterality, view, label, BI-RADS, density."""
+    if cfg.splits and (row.get("split") or "").lower() not in [sp.lower() for sp in cfg.splits]:
+        return f"split {row.get('split')} (kept: {', '.join(cfg.splits)})"
     if cfg.laterality != "any" and row.get("laterality") and row["laterality"] != cfg.laterality:
         return f"laterality {row['laterality']} (kept: {cfg.laterality})"
     if cfg.views and row.get("view") and row["view"].upper() not in [v.upper() for v in cfg.views]:
@@ -101,8 +105,6 @@ def _keep_by_metadata(row: dict, cfg: DataConfig) -> str | None:
         return f"birads {row.get('birads')} (kept: {', '.join(map(str, cfg.birads))})"
     if cfg.densities and (row.get("density") or "").upper() not in [str(d).upper() for d in cfg.densities]:
         return f"density {row.get('density')} (kept: {', '.join(cfg.densities)})"
-    if cfg.splits and (row.get("split") or "").lower() not in [sp.lower() for sp in cfg.splits]:
-        return f"split {row.get('split')} (kept: {', '.join(cfg.splits)})"
     return None
 
 
