@@ -149,12 +149,18 @@ def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_dri
     Raises:
         ImportError: Ray is not installed (it comes with the ``sweep`` extra).
     """
+    import logging
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray
 
     if ray.is_initialized():
         return False
+    # the notice that token authentication is on (Ray ≥ 2.5x) is not a problem to report;
+    # the warning that it is off stays
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        lambda rec: not str(rec.msg).startswith("Token authentication is enabled for this Ray cluster"))
     kwargs = dict(include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
     if address and address != "local":
         ray.init(address=address, **kwargs)

@@ -321,24 +321,46 @@ def test_cli_preprocess_with_filters(vindr_root, tmp_path):
     assert "kept 1 of 4 films" in res.output and "by split: 2" in res.output and "by birads: 1" in res.output
 
 
-def test_ray_preprocess_matches_the_local_run_byte_for_byte(rsna_root, tmp_path):
-    """2-worker local Ray cluster on 127.0.0.1 vs the local pool; then a resume skips every film."""
+@pytest.mark.slow
+def test_ray_preprocess_matches_the_local_run_byte_for_byte(rsna_root, tmp_path, capfd):
+    """2-worker local Ray cluster on 127.0.0.1 vs the local pool, with one truncated film;
+    then a resume skips every film."""
     pytest.importorskip("ray")
+    import shutil
+
     import ray
 
     from keras_mammo.utils import ray_init
 
-    local, _ = _prepare("rsna", rsna_root, tmp_path / "local", workers=2)
+    root = tmp_path / "rsna"
+    shutil.copytree(rsna_root, root)
+    good = root / "train_images" / "10006" / "462822612.dcm"
+    (root / "train_images" / "10006" / "999.dcm").write_bytes(good.read_bytes()[:20000])  # cut in the pixel data
+    with open(root / "train.csv", "a") as fh:
+        fh.write("2,10006,999,L,CC,61.0,0,0,0,,0,,29,False\n")
+    local, _ = _prepare("rsna", root, tmp_path / "local", workers=2)
     started = ray_init("local", num_cpus=2, log_to_driver=False)
     try:
-        on_ray, rows = _prepare("rsna", rsna_root, tmp_path / "ray", workers=2, ray_address="auto")
-        again, _ = _prepare("rsna", rsna_root, tmp_path / "ray", workers=2, ray_address="auto")
+        on_ray, rows = _prepare("rsna", root, tmp_path / "ray", workers=2, ray_address="auto")
+        again, _ = _prepare("rsna", root, tmp_path / "ray", workers=2, ray_address="auto")
     finally:
         if started:
             ray.shutdown()
+    assert rows["10006_999"]["reason"].startswith("unreadable: ") and on_ray["kept"] == 4
     assert on_ray == local and again["reused"] is True
+    assert "Token authentication" not in capfd.readouterr().err  # Ray's notices stay out of the output
     files = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())
-    assert len(files) >= 4 + 4 + 5  # images, breast masks, manifest.jsonl/.csv, dataset.json, preview
+    assert len(files) == 4 + 4 + 4  # images, breast masks, manifest.jsonl/.csv, dataset.json, preview
     assert files == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*") if p.is_file())
     for f in files:
         assert (tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f
+
+
+def test_ray_address_without_ray_names_the_extra(rsna_root, tmp_path, monkeypatch):
+    import sys
+
+    from keras_mammo.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'keras-mammo\[sweep\]'"):
+        _prepare("rsna", rsna_root, tmp_path / "out", ray_address="auto")
