@@ -210,21 +210,21 @@ def test_rsna_layout_labels_patients_and_header_conflicts(rsna_root, tmp_path):
     from keras_mammo.data.datasets import open_dataset, pseudonymous_patient_id
 
     recs = {r.image_id: r for r in open_dataset("rsna", rsna_root).records()}
-    assert set(recs) == {"10006_462822612", "10006_1459541791", "10011_220375232", "10011_270344397"}
-    a, c, d = recs["10006_462822612"], recs["10011_220375232"], recs["10011_270344397"]
-    assert a.patient_id == recs["10006_1459541791"].patient_id == pseudonymous_patient_id("10006") != c.patient_id
+    assert set(recs) == {"462822612", "1459541791", "220375232", "270344397"}  # no patient id in output names
+    a, c, d = recs["462822612"], recs["220375232"], recs["270344397"]
+    assert a.patient_id == recs["1459541791"].patient_id == pseudonymous_patient_id("10006") != c.patient_id
     assert "10006" not in a.patient_id
     assert (a.label, c.label, d.label) == ("normal", "malignant", "benign")  # cancer; biopsy without cancer
     assert (c.birads, c.density, d.birads, d.density, a.birads) == ("0", "C", "1", "D", None)
     summary, rows = _prepare("rsna", rsna_root, tmp_path / "out")
     assert summary["kept"] == 4, {k: r["reason"] for k, r in rows.items()}  # 16/12-bit, J2K, MONOCHROME1 all read
-    assert rows["10011_270344397"]["metadata_conflicts"] == "view: metadata MLO, header CC"
-    assert rows["10011_270344397"]["view"] == "MLO" and summary["metadata_conflicts"] == 1
-    assert rows["10006_462822612"]["metadata_conflicts"] is None
+    assert rows["270344397"]["metadata_conflicts"] == "view: metadata MLO, header CC"
+    assert rows["270344397"]["view"] == "MLO" and summary["metadata_conflicts"] == 1
+    assert rows["462822612"]["metadata_conflicts"] is None
     assert {r["source_bits"] for r in rows.values()} == {12, 16}
     # MONOCHROME1 is inverted: the breast is bright, the background black, in the prepared film
-    img = _png(tmp_path / "out" / rows["10011_220375232"]["image"]).astype(np.float64) / 65535
-    breast = _png(tmp_path / "out" / rows["10011_220375232"]["breast_mask"]) > 0
+    img = _png(tmp_path / "out" / rows["220375232"]["image"]).astype(np.float64) / 65535
+    breast = _png(tmp_path / "out" / rows["220375232"]["breast_mask"]) > 0
     assert img[breast].mean() > 0.3 and img[~breast].mean() < 0.02
 
 
@@ -266,12 +266,14 @@ def test_metadata_filters_count_each_reason(vindr_root, tmp_path):
 def test_cmmd_labels_from_table_laterality_from_header(cmmd_root):
     from keras_mammo.data.datasets import open_dataset, pseudonymous_patient_id
 
-    recs = sorted(open_dataset("cmmd", cmmd_root).records(), key=lambda r: r.image_id)
-    got = [(r.image_id.split("_")[0], r.laterality, r.view, r.label) for r in recs]
+    recs = sorted(open_dataset("cmmd", cmmd_root).records(), key=lambda r: r.path)
+    ids = {pseudonymous_patient_id("D1-0001"): "D1-0001", pseudonymous_patient_id("D2-0002"): "D2-0002"}
+    got = [(ids[r.patient_id], r.laterality, r.view, r.label) for r in recs]
     assert got == [("D1-0001", "L", "CC", "benign"), ("D1-0001", "L", "MLO", "benign"),
                    ("D2-0002", "R", "CC", "malignant"), ("D2-0002", "L", "CC", "benign")]
-    assert recs[0].patient_id == recs[1].patient_id == pseudonymous_patient_id("D1-0001")
     assert len({r.image_id for r in recs}) == 4
+    assert all(r.image_id.startswith(r.patient_id + "_") and "D1-" not in r.image_id and "D2-" not in r.image_id
+               for r in recs)
 
 
 def test_inbreast_outline_matches_the_mias_lesion_and_bad_xml_is_reported(inbreast_root, mias_dir, tmp_path):
@@ -346,7 +348,7 @@ def test_ray_preprocess_matches_the_local_run_byte_for_byte(rsna_root, tmp_path,
     finally:
         if started:
             ray.shutdown()
-    assert rows["10006_999"]["reason"].startswith("unreadable: ") and on_ray["kept"] == 4
+    assert rows["999"]["reason"].startswith("unreadable: ") and on_ray["kept"] == 4
     assert on_ray == local and again["reused"] is True
     assert "Token authentication" not in capfd.readouterr().err  # Ray's notices stay out of the output
     files = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())

@@ -12,6 +12,7 @@ DICOM come from its header (Image Laterality, View Position).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 
@@ -28,7 +29,8 @@ class CMMDDataset(base.TableAdapter):
     Patient id: ``ID1`` (the first folder component matching ``D<n>-<4 digits>``).
     Laterality and view: the DICOM header (read without pixels while listing); the label
     (``classification`` in lower case) of the table row with the same ``ID1`` and
-    ``LeftRight``. A film whose header gives no laterality takes the patient's only
+    ``LeftRight``. The image id is the patient pseudonym, 8 hex digits of the folder path
+    and the file stem (``pid-…_1a2b3c4d_1-1``), so output names never carry ``ID1``. A film whose header gives no laterality takes the patient's only
     row when there is exactly one; otherwise its label stays unknown. No lesion
     locations are published.
 
@@ -61,11 +63,11 @@ class CMMDDataset(base.TableAdapter):
             row = rows.get(lat) if lat else (next(iter(rows.values())) if len(rows) == 1 else None)
             if lat is None and row is not None:
                 lat = base.laterality(row["LeftRight"])
-            parts = list(rel.with_suffix("").parts)
-            below = parts[[q.upper() for q in parts].index(id1) + 1:]  # study/series/file under the ID1 folder
-            image_id = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join([id1, *below]))
+            pseudonym = self.patient(id1)
+            folder = hashlib.sha256(rel.parent.as_posix().encode()).hexdigest()[:8]
+            image_id = f"{pseudonym}_{folder}_{re.sub(r'[^A-Za-z0-9._-]+', '-', path.stem)}"
             yield SourceRecord(
-                path=path, dataset=self.name, image_id=image_id, patient_id=self.patient(id1), laterality=lat,
+                path=path, dataset=self.name, image_id=image_id, patient_id=pseudonym, laterality=lat,
                 view=head.get("view"), label=(row["classification"].lower() or None) if row else None,
             )
         if not found:

@@ -24,7 +24,8 @@ class RSNADataset(base.TableAdapter):
     ``cancer`` 0 (a biopsy that found no cancer), else ``"normal"``; no ``cancer``
     column (the test table) leaves it unknown. ``BIRADS`` (0, 1, 2 in the training
     table) and ``density`` (A–D) are kept as given. Views other than CC/MLO (AT, ML,
-    LM, LMO) are kept with their code. No lesion locations are published.
+    LM, LMO) are kept with their code. No lesion locations are published. The image id is
+    RSNA's ``image_id`` (unique in the dataset), so output names never carry the patient id.
 
     Args:
         root: the folder holding ``train.csv`` and ``train_images/``.
@@ -49,7 +50,7 @@ class RSNADataset(base.TableAdapter):
                 if cancer != "":
                     label = "malignant" if cancer in ("1", "1.0") else "benign" if biopsy in ("1", "1.0") else "normal"
                 yield SourceRecord(
-                    path=images / pid / f"{iid}.dcm", dataset=self.name, image_id=f"{pid}_{iid}",
+                    path=images / pid / f"{iid}.dcm", dataset=self.name, image_id=iid,
                     patient_id=self.patient(pid), laterality=base.laterality(row["laterality"]),
                     view=base.view(row["view"]), label=label, birads=base.birads(row.get("BIRADS")),
                     density=base.density(row.get("density")),
