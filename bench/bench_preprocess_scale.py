@@ -25,7 +25,8 @@ training streamed from a large prepared set (issue 25).
    known on a shared machine. Memory flatness: the local 1-worker run is repeated on
    the first ``--small`` films. RSNA's wall time on 2, 16 and 64 cores is extrapolated
    from the local 1-worker films per CPU-second (perfect scaling assumed; the Ray
-   1- vs 2-worker figures show how far that holds here).
+   1- vs 2-worker figures show how far that holds here). Per encoding, the CPU time of
+   the per-film work is timed film by film (``--per-encoding``).
 3. Training at ``--size`` px (thesis GAN) from the prepared corpus replicated to
    ``--train-films`` images (symbolic links; :func:`bench_pipeline.replicate`), streamed
    from disk, against the same training on the corpus held in memory.
@@ -214,6 +215,33 @@ def run_mode(corpus: Path, tmp: Path, mode: str, size: int, limit: int | None = 
     return {**json.loads(res.stdout.strip().splitlines()[-1]), "load_before": before, "load_after": loadavg()}
 
 
+def per_encoding(corpus: Path, size: int, n: int) -> dict:
+    """CPU seconds per film (this process, ``time.process_time``) of the whole per-film work
+    (:func:`~keras_mammo.data.prepare.process_record`: decode, breast mask, resize, PNGs), for
+    ``n`` uncompressed 16-bit and ``n`` JPEG 2000 12-bit films of the corpus."""
+    from keras_mammo.config import load_config
+    from keras_mammo.data.datasets import open_dataset
+    from keras_mammo.data.prepare import process_record
+
+    records = list(open_dataset("rsna", corpus).records())
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(None, {"data.dataset": "rsna", "data.path": str(corpus), "data.prepared": tmp,
+                                 "data.size": size}).data
+        process_record(records[0], cfg, tmp)  # imports, first-call costs
+        for name, parity in (("raw16", 0), ("j2k12", 1)):
+            times = []
+            for rec in [r for k, r in enumerate(records) if k % 2 == parity][1:n + 1]:
+                t0 = time.process_time()
+                row = process_record(rec, cfg, tmp)
+                times.append(time.process_time() - t0)
+                assert row["source_bits"] == (16 if parity == 0 else 12), row
+            med = sorted(times)[len(times) // 2]
+            out[name] = {"films": len(times), "cpu_s_per_film_median": round(med, 3),
+                         "films_per_cpu_second": round(1 / med, 2), "load": loadavg()}
+    return out
+
+
 # ------------------------------------------------------------------------------------ training
 def training_rate(prepared: Path, size: int, batch: int, steps: int, cache_bytes: int) -> dict:
     """Thesis-GAN training images/s at ``size`` from ``prepared``, streamed (cache 0) or in memory."""
@@ -249,6 +277,8 @@ def main() -> None:
     ap.add_argument("--train-films", type=int, default=20000)
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--per-encoding", type=int, default=8, help="films of each encoding timed one by one")
+    ap.add_argument("--only-per-encoding", action="store_true", help="only that timing (on an existing corpus)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -261,6 +291,12 @@ def main() -> None:
     t0 = time.perf_counter()
     corpus = build_corpus(Path(args.corpus), args.films, args.variants)
     result["corpus_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.per_encoding:
+        result["per_encoding"] = per_encoding(corpus, args.size, args.per_encoding)
+        print("per_encoding", result["per_encoding"], flush=True)
+        if args.only_per_encoding:
+            print(json.dumps(result, indent=1))
+            return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         modes = {}
