@@ -56,7 +56,8 @@ def write_mammo_dicom(path, pixels, *, patient_id, laterality=None, view=None, b
 @pytest.fixture(scope="session")
 def films(dicom_paths, mias_dir):
     """Real films as uint16 arrays: the 8 CBIS-DDSM DICOMs downsized 8× (≈ 560 × 340) keyed
-    ``0_RCC`` … ``1_LMLO`` (case 0 benign, 1 malignant), and MIAS mdb001 (a benign circumscribed mass) at full 1024²."""
+    ``0_RCC`` … ``1_LMLO`` (case 0 benign, 1 malignant), and MIAS mdb001 (a benign
+    circumscribed mass) at full 1024²."""
     import cv2
     import pydicom
 

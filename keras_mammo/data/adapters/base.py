@@ -110,7 +110,8 @@ def birads(value: str | None) -> str | None:
 
 
 def density(value: str | None) -> str | None:
-    """ACR breast density ``"A"`` … ``"D"`` from ``"DENSITY C"``, ``"c"`` or ACR ``1`` … ``4`` (1 → A … 4 → D)."""
+    """ACR breast density ``"A"`` … ``"D"`` from ``"DENSITY C"``, ``"c"`` or ACR ``1`` … ``4``
+    (1 → A … 4 → D)."""
     v = (value or "").strip().upper().replace("DENSITY", "").strip()
     if re.fullmatch(r"[1-4](?:\.0+)?", v):
         return "ABCD"[int(float(v)) - 1]

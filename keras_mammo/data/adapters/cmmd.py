@@ -29,10 +29,10 @@ class CMMDDataset(base.TableAdapter):
     Patient id: ``ID1`` (the first folder component matching ``D<n>-<4 digits>``).
     Laterality and view: the DICOM header (read without pixels while listing); the label
     (``classification`` in lower case) of the table row with the same ``ID1`` and
-    ``LeftRight``. The image id is the patient pseudonym, 8 hex digits of the folder path
-    and the file stem (``pid-…_1a2b3c4d_1-1``), so output names never carry ``ID1``. A film whose header gives no laterality takes the patient's only
-    row when there is exactly one; otherwise its label stays unknown. No lesion
-    locations are published.
+    ``LeftRight``. A film whose header gives no laterality takes the patient's only row
+    when there is exactly one; otherwise its label stays unknown. No lesion locations
+    are published. The image id is the patient pseudonym, 8 hex digits of the folder
+    path and the file stem (``pid-…_1a2b3c4d_1-1``), so output names never carry ``ID1``.
 
     Raises:
         DataError: the clinical table is missing or lacks a required column, or no
