@@ -31,7 +31,9 @@ training streamed from a large prepared set (issue 25).
    the per-film work is timed film by film (``--per-encoding``).
 3. Training at ``--size`` px (thesis GAN) from the prepared corpus replicated to
    ``--train-films`` images (symbolic links; :func:`bench_pipeline.replicate`), streamed
-   from disk, against the same training on the corpus held in memory.
+   from disk, against the same training on the corpus held in memory; and the streamed
+   input pipeline alone (:func:`bench_pipeline.run_child`: images/s and peak memory of
+   a fresh process iterating 40 batches), to say whether training is input-bound.
 
 Load averages (``/proc/loadavg``) are printed beside every figure; the machine may be shared.
 """
@@ -324,11 +326,18 @@ def main() -> None:
             prepared = tmp / f"prepared-local1-{args.process_films or 'all'}"
             kept = sum(1 for x in (prepared / "manifest.jsonl").read_text().splitlines() if '"kept": true' in x)
             big = replicate(prepared, tmp / "replicated", -(-args.train_films // max(kept, 1)))
+            from bench_pipeline import run_child
+
+            pipe_args = argparse.Namespace(resolution=args.size, batch=args.batch, batches=40)
+            pipeline = run_child(big, pipe_args, 0)  # input pipeline alone, streamed, in a fresh process
+            print("pipeline", pipeline, flush=True)
             streamed = training_rate(big, args.size, args.batch, args.train_steps, 0)
             memory = training_rate(prepared, args.size, args.batch, args.train_steps, 1 << 40)
-            result["training"] = {"streamed": streamed, "in_memory": memory,
+            result["training"] = {"pipeline_streamed": pipeline, "streamed": streamed, "in_memory": memory,
                                   "streamed_over_in_memory": round(streamed["images_per_second"]
-                                                                   / memory["images_per_second"], 3)}
+                                                                   / memory["images_per_second"], 3),
+                                  "pipeline_over_training": round(pipeline["images_per_second"]
+                                                                  / memory["images_per_second"], 1)}
             print("training", result["training"], flush=True)
     result["load_end"] = loadavg()
     print(json.dumps(result, indent=1))
