@@ -210,10 +210,11 @@ def _png(path):
 def test_rsna_layout_labels_patients_and_header_conflicts(rsna_root, tmp_path):
     from keras_mammo.data.datasets import open_dataset, pseudonymous_patient_id
 
-    recs = {r.image_id: r for r in open_dataset("rsna", rsna_root).records()}
+    key = bytes(range(32))
+    recs = {r.image_id: r for r in open_dataset("rsna", rsna_root, pseudonym_key=key).records()}
     assert set(recs) == {"462822612", "1459541791", "220375232", "270344397"}  # no patient id in output names
     a, c, d = recs["462822612"], recs["220375232"], recs["270344397"]
-    assert a.patient_id == recs["1459541791"].patient_id == pseudonymous_patient_id("10006") != c.patient_id
+    assert a.patient_id == recs["1459541791"].patient_id == pseudonymous_patient_id("10006", key) != c.patient_id
     assert "10006" not in a.patient_id
     assert (a.label, c.label, d.label) == ("normal", "malignant", "benign")  # cancer; biopsy without cancer
     assert (c.birads, c.density, d.birads, d.density, a.birads) == ("0", "C", "1", "D", None)
@@ -267,8 +268,10 @@ def test_metadata_filters_count_each_reason(vindr_root, tmp_path):
 def test_cmmd_labels_from_table_laterality_from_header(cmmd_root):
     from keras_mammo.data.datasets import open_dataset, pseudonymous_patient_id
 
-    recs = sorted(open_dataset("cmmd", cmmd_root).records(), key=lambda r: r.path)
-    ids = {pseudonymous_patient_id("D1-0001"): "D1-0001", pseudonymous_patient_id("D2-0002"): "D2-0002"}
+    ds = open_dataset("cmmd", cmmd_root)
+    recs = sorted(ds.records(), key=lambda r: r.path)
+    key = ds.pseudonym_key  # a random key for this listing: none was given
+    ids = {pseudonymous_patient_id("D1-0001", key): "D1-0001", pseudonymous_patient_id("D2-0002", key): "D2-0002"}
     got = [(ids[r.patient_id], r.laterality, r.view, r.label) for r in recs]
     assert got == [("D1-0001", "L", "CC", "benign"), ("D1-0001", "L", "MLO", "benign"),
                    ("D2-0002", "R", "CC", "malignant"), ("D2-0002", "L", "CC", "benign")]
@@ -342,6 +345,8 @@ def test_ray_preprocess_matches_the_local_run_byte_for_byte(rsna_root, tmp_path,
     with open(root / "train.csv", "a") as fh:
         fh.write("2,10006,999,L,CC,61.0,0,0,0,,0,,29,False\n")
     local, _ = _prepare("rsna", root, tmp_path / "local", workers=2)
+    (tmp_path / "ray").mkdir()  # the same pseudonym key, as when a prepared dataset is resumed elsewhere
+    shutil.copy2(tmp_path / "local" / ".pseudonym-key", tmp_path / "ray" / ".pseudonym-key")
     started = ray_init("local", num_cpus=2, log_to_driver=False)
     try:
         on_ray, rows = _prepare("rsna", root, tmp_path / "ray", workers=2, ray_address="auto")
@@ -353,7 +358,7 @@ def test_ray_preprocess_matches_the_local_run_byte_for_byte(rsna_root, tmp_path,
     assert on_ray == local and again["reused"] is True
     assert "Token authentication" not in capfd.readouterr().err  # Ray's notices stay out of the output
     files = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())
-    assert len(files) == 4 + 4 + 4  # images, breast masks, manifest.jsonl/.csv, dataset.json, preview
+    assert len(files) == 4 + 4 + 5  # images, breast masks, manifest.jsonl/.csv, dataset.json, preview, key
     assert files == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*") if p.is_file())
     for f in files:
         assert (tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f
