@@ -264,3 +264,38 @@ def test_cnn_arm_trains_with_early_stopping(patch_dir, tmp_path):
     assert 1 <= run["best_epoch"] <= run["epochs_run"] <= 8 and run["n_val"] > 0
     assert res["classifiers"]["cnn"]["arms"][REAL_ONLY]["pooled"]["roc_auc"]["mean"] > 0.55
     assert (tmp_path / "cnn/roc_cnn.png").is_file() and (tmp_path / "cnn/examples.png").is_file()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_folds_refuses_one_generator_for_all_folds_and_bad_classifier(patch_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    res = CliRunner().invoke(main, ["utility", "--patches", str(patch_dir), "--folds", "3", "--generated",
+                                    str(patch_dir / "images"), "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0 and "refused with --folds" in res.output
+    res = CliRunner().invoke(main, ["utility", "--patches", str(patch_dir), "--folds", "3", "--classifiers", "svm,rf",
+                                    "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code != 0 and "classifiers" in res.output and "rf" in res.output
+    assert not (tmp_path / "r" / "folds").exists()  # refused before any work
+
+
+@pytest.mark.slow
+def test_cli_folds_runs_and_resumes(patch_dir, tmp_path):
+    """The whole protocol from one command on the Inception backbone; a second call resumes every fold."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    args = ["utility", "--patches", str(patch_dir), "--folds", "3", "--seeds", "0", "--copies", "1",
+            "--bootstrap", "50", "--inner-folds", "3", "--out", str(tmp_path / "cv")]
+    res = CliRunner().invoke(main, args + ["--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "minimum detectable effect" in res.output and "| Real + classical augmentation |" in res.output
+    data = json.loads((tmp_path / "cv/crossval.json").read_text())
+    assert data["n"] == len(PatchSet(patch_dir)) and data["folds"] == 3
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and again.output.count("resumed from fold-") == 3, again.output
