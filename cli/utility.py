@@ -80,12 +80,14 @@ def _seeds(text: str | None, repeats: int) -> list[int]:
               help="With --folds: CNN input side in pixels.")
 @click.option("--cnn-epochs", type=click.IntRange(min=1), default=40, show_default=True,
               help="With --folds: CNN maximum epochs (early stopping on validation ROC AUC, patience 6).")
+@click.option("--c-grid", type=str, default=None,
+              help="Comma-separated candidate values of the SVM's C (default 1e-5,1e-4,...,10).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes; only results, warnings and errors.")
 @user_errors
 def utility(patch_dir, out_dir, generated_dir, generator, generator_run, train_run, gan_config, gan_sets,
             n_generated, generator_seed, checkpoint, backbone, weights, seeds, repeats, augment, replace_fraction,
             tstr, n_boot, inner_folds, analysis_size, cache_dir, no_cache, batch_size, folds, fold_seed, classifiers,
-            copies, cnn_size, cnn_epochs, quiet):
+            copies, cnn_size, cnn_epochs, c_grid, quiet):
     """Does synthetic data help? Tumour vs non-tumour SVM on frozen ImageNet features.
 
     \b
@@ -132,7 +134,8 @@ def utility(patch_dir, out_dir, generated_dir, generator, generator_run, train_r
                                    "and are refused with --folds")
         _crossval(patch_dir, out_dir, folds, fold_seed, classifiers, copies, cnn_size, cnn_epochs, tstr,
                   _seeds(seeds, repeats), n_boot, inner_folds, backbone, weights,
-                  None if no_cache else (cache_dir or "auto"), batch_size, quiet)
+                  None if no_cache else (cache_dir or "auto"), batch_size, quiet,
+                  tuple(_floats(c_grid, "--c-grid")) if c_grid else None)
         return
     generated = info = None
     source = generator or generator_run
@@ -148,6 +151,7 @@ def utility(patch_dir, out_dir, generated_dir, generator, generator_run, train_r
         generated_source=source, n_generated=n_generated, generator_seed=generator_seed, checkpoint=checkpoint,
         seeds=_seeds(seeds, repeats), cache_dir=None if no_cache else (cache_dir or "auto"),
         replace_fraction=replace_fraction, augment=_floats(augment, "--augment"), tstr=tstr, n_boot=n_boot,
+        **({"c_grid": tuple(_floats(c_grid, "--c-grid"))} if c_grid else {}),
         inner_folds=inner_folds, analysis_size=analysis_size, batch_size=batch_size, progress=not quiet)
     click.echo(results_table(result))
     prov = result.get("generator_provenance")
@@ -157,7 +161,7 @@ def utility(patch_dir, out_dir, generated_dir, generator, generator_run, train_r
 
 
 def _crossval(patch_dir, out_dir, folds, fold_seed, classifiers, copies, cnn_size, cnn_epochs, tstr, seeds, n_boot,
-              inner_folds, backbone, weights, cache_dir, batch_size, quiet):
+              inner_folds, backbone, weights, cache_dir, batch_size, quiet, c_grid=None):
     """``--folds``: :func:`keras_mammo.utility.crossval.run.run_crossval`."""
     from keras_mammo.utility.cnn import CNNOptions
     from keras_mammo.utility.crossval.report import crossval_table
@@ -166,7 +170,8 @@ def _crossval(patch_dir, out_dir, folds, fold_seed, classifiers, copies, cnn_siz
     options = CrossvalOptions(folds=folds, fold_seed=fold_seed, seeds=tuple(seeds),
                               classifiers=tuple(c.strip() for c in classifiers.split(",") if c.strip()),
                               copies=copies, tstr=tstr, inner_folds=inner_folds, n_boot=n_boot,
-                              cnn=CNNOptions(size=cnn_size, epochs=cnn_epochs))
+                              cnn=CNNOptions(size=cnn_size, epochs=cnn_epochs),
+                              **({"c_grid": c_grid} if c_grid else {}))
     result = run_crossval(patch_dir, out_dir, options, backbone=backbone, weights=weights, cache_dir=cache_dir,
                           batch_size=batch_size, progress=not quiet, log=None if quiet else click.echo)
     for clf, c in result["classifiers"].items():
