@@ -14,8 +14,6 @@ machinery, not the Inception network (covered by ``test_utility.py``).
 from __future__ import annotations
 
 import json
-from itertools import islice
-
 import numpy as np
 import pytest
 
@@ -38,13 +36,9 @@ N_FILMS = 160
 
 @pytest.fixture(scope="module")
 def patch_dir(mias_dir, tmp_path_factory):
-    from keras_mammo.data.datasets import MIASDataset
-    from keras_mammo.utility.patches import PatchOptions, extract_patches, write_patch_set
+    from conftest import write_mias_patches
 
-    records = list(islice(MIASDataset(mias_dir).records(), N_FILMS))
-    opts = PatchOptions(size=32, crop_size=128, normals_per_film=1, seed=0)
-    patches, notes = extract_patches(records, opts, progress=False)
-    return write_patch_set(patches, tmp_path_factory.mktemp("cv") / "patches", opts, notes=notes)
+    return write_mias_patches(mias_dir, tmp_path_factory.mktemp("cv") / "patches", N_FILMS, size=32)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ un-augmented test fold. The arms (issue 22, deliverable 2):
 
 A **generator arm** is any callable ``generator(patches, fold, budget_s, seed) → (G, S, S)
 float32 in [0, 1]`` synthetic tumour patches (:class:`GeneratorArm`), where ``patches``
-is a :class:`TrainingPatches` holding **only the fold's training patients** (the test
+is a :class:`Patches` holding **only the fold's training patients** (the test
 fold's patients are removed before the generator is called, and checked again with
 :func:`~keras_mammo.utility.patchset.check_no_test_leakage`-style refusal). A class-conditional
 generator uses the non-tumour patches too; a lesion-insertion generator uses the
@@ -35,8 +35,8 @@ CLASSICAL = "real+classical"
 
 
 @dataclasses.dataclass
-class TrainingPatches:
-    """The real training patches of one fold (never a test-fold patient).
+class Patches:
+    """Real patches with their labels and lesion geometry (a generator arm gets one fold's training patients).
 
     Attributes:
         images: ``(N, S, S) float32`` in ``[0, 1]``.
@@ -58,11 +58,17 @@ class TrainingPatches:
         """``(T, S, S)`` the tumour patches."""
         return self.images[self.labels == 1]
 
+    def take(self, idx: np.ndarray) -> Patches:
+        """The patches at ``idx`` (integer indices)."""
+        idx = np.asarray(idx, int)
+        return Patches(self.images[idx], self.labels[idx], self.patients[idx], self.ids[idx], self.centres[idx],
+                       self.radii[idx])
+
 
 class GeneratorArm(Protocol):
     """A generator arm: trains on one fold's training patches and returns synthetic tumours."""
 
-    def __call__(self, patches: TrainingPatches, fold: int, budget_s: float, seed: int) -> np.ndarray:
+    def __call__(self, patches: Patches, fold: int, budget_s: float, seed: int) -> np.ndarray:
         """Returns ``(G, S, S) float32`` synthetic tumour patches in ``[0, 1]`` (S = the real side)."""
 
 

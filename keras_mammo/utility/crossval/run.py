@@ -47,7 +47,7 @@ from keras_mammo.utility.crossval.arms import (
     CLASSICAL,
     REAL_ONLY,
     ArmSpec,
-    TrainingPatches,
+    Patches,
     check_training_rows,
     design_arms,
     training_rows,
@@ -130,17 +130,7 @@ class CrossvalOptions:
         return d
 
 
-@dataclasses.dataclass
-class _Data:
-    images: np.ndarray
-    labels: np.ndarray
-    patients: np.ndarray
-    ids: np.ndarray
-    centres: np.ndarray
-    radii: np.ndarray
-
-
-def _load(ps: PatchSet) -> _Data:
+def _load(ps: PatchSet) -> Patches:
     images = ps.load_images()
     side = images.shape[1]
     labels = np.array([int(r["class"] == TUMOUR) for r in ps.rows])
@@ -152,11 +142,11 @@ def _load(ps: PatchSet) -> _Data:
             scale = side / max(1, box[2] - box[0])
             centres[i] = [(r["center"][0] - box[0]) * scale, (r["center"][1] - box[1]) * scale]
             radii[i] = float(r["radius"]) * scale if r.get("radius") is not None else np.nan
-    return _Data(images, labels, np.array([str(r["patient_id"]) for r in ps.rows]),
+    return Patches(images, labels, np.array([str(r["patient_id"]) for r in ps.rows]),
                  np.array([str(r["image_id"]) for r in ps.rows]), centres, radii)
 
 
-def _fingerprint(data: _Data, fold: np.ndarray, options: CrossvalOptions, arms: Sequence[ArmSpec],
+def _fingerprint(data: Patches, fold: np.ndarray, options: CrossvalOptions, arms: Sequence[ArmSpec],
                  backbone_id: dict | None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"ids": data.ids.tolist(), "labels": data.labels.tolist(), "patients": data.patients.tolist(),
@@ -183,7 +173,7 @@ def _check_synthetic(name: str, arr, side: int) -> np.ndarray:
     return _resize(arr, side)
 
 
-def run_fold(f: int, data: _Data, fold: np.ndarray, arms: Sequence[ArmSpec], options: CrossvalOptions,
+def run_fold(f: int, data: Patches, fold: np.ndarray, arms: Sequence[ArmSpec], options: CrossvalOptions,
              generators: dict[str, Callable], feats: dict | None, backbone=None, cache_dir=None,
              bar=None) -> tuple[dict, dict[str, np.ndarray]]:
     """Train every (classifier, arm, seed) of fold ``f`` and score its test patches.
@@ -213,8 +203,7 @@ def run_fold(f: int, data: _Data, fold: np.ndarray, arms: Sequence[ArmSpec], opt
     synthetic: dict[str, np.ndarray] = {}
     t_real = int(data.labels[train_idx].sum())
     for name, gen in generators.items():
-        patches = TrainingPatches(data.images[train_idx], data.labels[train_idx], data.patients[train_idx],
-                                  data.ids[train_idx], data.centres[train_idx], data.radii[train_idx])
+        patches = data.take(train_idx)
         if set(patches.patients) & test_patients:  # belt and braces: never reached by construction
             raise DataLeakageError(f"generator arm {name!r}, fold {f}: its training patches hold a test patient")
         t0 = time.process_time()
@@ -258,7 +247,7 @@ def run_fold(f: int, data: _Data, fold: np.ndarray, arms: Sequence[ArmSpec], opt
     return out, synthetic
 
 
-def _svm_arm(rows, data: _Data, feats: dict, syn_feats, test_idx, options: CrossvalOptions, seed: int):
+def _svm_arm(rows, data: Patches, feats: dict, syn_feats, test_idx, options: CrossvalOptions, seed: int):
     X = [feats["real"][rows["real"]], feats["copies"][rows["copies"]]]
     y = [data.labels[rows["real"]], data.labels[rows["real_of_copies"]]]
     g = [data.patients[rows["real"]], data.patients[rows["real_of_copies"]]]
@@ -271,7 +260,7 @@ def _svm_arm(rows, data: _Data, feats: dict, syn_feats, test_idx, options: Cross
     return svm.decision_function(feats["real"][test_idx]), {"C": svm.C, "inner_cv_balanced_accuracy": svm.inner_cv_score}
 
 
-def _cnn_arm(rows, data: _Data, syn: np.ndarray, arm: ArmSpec, train_idx, test_idx, options: CrossvalOptions,
+def _cnn_arm(rows, data: Patches, syn: np.ndarray, arm: ArmSpec, train_idx, test_idx, options: CrossvalOptions,
              seed: int):
     from keras_mammo.utility.cnn import cnn_scores, fit_cnn
 
@@ -308,7 +297,7 @@ def _cnn_arm(rows, data: _Data, syn: np.ndarray, arm: ArmSpec, train_idx, test_i
     return scores, info
 
 
-def _copies_images(data: _Data, copy_rows: np.ndarray, options: CrossvalOptions) -> np.ndarray:
+def _copies_images(data: Patches, copy_rows: np.ndarray, options: CrossvalOptions) -> np.ndarray:
     """The classical copies addressed by ``copy_rows`` (copy ``c`` of patch ``i`` = ``c·N + i``)."""
     n = len(data.labels)
     out = []
@@ -419,7 +408,7 @@ def run_crossval(patch_dir: str | Path, out_dir: str | Path, options: CrossvalOp
     return result
 
 
-def summarize_crossval(data: _Data, fold: np.ndarray, folds_out: Sequence[dict], arms: Sequence[ArmSpec],
+def summarize_crossval(data: Patches, fold: np.ndarray, folds_out: Sequence[dict], arms: Sequence[ArmSpec],
                        options: CrossvalOptions) -> dict:
     """Pool the per-fold scores: out-of-fold metrics, paired Δ with intervals, MDE.
 
