@@ -238,6 +238,8 @@ def test_run_is_resumable_per_fold(patch_dir, manifest, tmp_path):
     assert set(arms) == {REAL_ONLY, CLASSICAL, "classical+mirror", "tstr-mirror"}
     assert all(np.isfinite(s).all() and len(s) == len(labels) for s in arms[REAL_ONLY]["oof"])
     assert arms["classical+mirror"]["delta"]["roc_auc"]["reference"] == CLASSICAL
+    assert arms[CLASSICAL]["delta"]["roc_auc"]["reference"] == REAL_ONLY and not arms[REAL_ONLY]["delta"]
+    assert arms["tstr-mirror"]["delta"]["roc_auc"]["reference"] == REAL_ONLY
     assert arms[REAL_ONLY]["pooled"]["roc_auc"]["mean"] > 0.6  # real features beat chance
     md = (tmp_path / "fresh/report.md").read_text()
     assert "Minimum detectable effect" in md and "TSTR balanced accuracy" in md

@@ -82,7 +82,7 @@ class ArmSpec:
         classical: add the classical copies of the real training patches.
         real_tumours: use the real training tumours (False for TSTR).
         generator: name of the generator whose synthetic tumours are added, or None.
-        reference: the arm its Δ is taken against.
+        reference: the arm its Δ is taken against (itself for ``real-only``: no Δ).
     """
 
     name: str
@@ -95,7 +95,7 @@ class ArmSpec:
 
 def design_arms(generators: dict[str, Callable] | None = None, tstr: bool = True) -> list[ArmSpec]:
     """The arms: ``real-only``, ``real+classical``, then per generator ``classical+<g>`` (and ``tstr-<g>``)."""
-    arms = [ArmSpec(REAL_ONLY, "Real only (TRTR)", classical=False),
+    arms = [ArmSpec(REAL_ONLY, "Real only (TRTR)", classical=False, reference=REAL_ONLY),
             ArmSpec(CLASSICAL, "Real + classical augmentation", classical=True, reference=REAL_ONLY)]
     for g in generators or {}:
         arms.append(ArmSpec(f"classical+{g}", f"Real + classical + synthetic ({g})", classical=True, generator=g))

@@ -148,10 +148,12 @@ def _load(ps: PatchSet) -> Patches:
 
 def _fingerprint(data: Patches, fold: np.ndarray, options: CrossvalOptions, arms: Sequence[ArmSpec],
                  backbone_id: dict | None) -> str:
+    """sha256 of everything that decides a fold's scores (not of how the report compares arms)."""
     h = hashlib.sha256()
     h.update(json.dumps({"ids": data.ids.tolist(), "labels": data.labels.tolist(), "patients": data.patients.tolist(),
                          "fold": fold.tolist(), "options": options.as_dict(),
-                         "arms": [dataclasses.asdict(a) for a in arms], "backbone": backbone_id},
+                         "arms": [[a.name, a.classical, a.real_tumours, a.generator] for a in arms],
+                         "backbone": backbone_id},
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
 
