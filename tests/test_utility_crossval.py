@@ -253,7 +253,7 @@ def test_cnn_arm_trains_with_early_stopping(patch_dir, tmp_path):
     from keras_mammo.utility.cnn import CNNOptions
     from keras_mammo.utility.crossval.run import run_crossval
 
-    opts = _opts(classifiers=("cnn",), seeds=(0,), cnn=CNNOptions(size=32, epochs=8, patience=2))
+    opts = _opts(classifiers=("cnn",), seeds=(0,), cnn=CNNOptions(size=32, epochs=8, patience=2, min_epochs=2))
     res = run_crossval(patch_dir, tmp_path / "cnn", opts, progress=False, figures=True)
     fold0 = json.loads((tmp_path / "cnn/folds/fold-0.json").read_text())
     run = fold0["classifiers"]["cnn"][REAL_ONLY][0]

@@ -29,14 +29,16 @@ def _ci(c) -> str:
 def crossval_table(result: dict, clf: str) -> str:
     """Markdown table of one classifier: pooled metrics, Δ vs reference with intervals, MDE."""
     arms = result["classifiers"][clf]["arms"]
-    lines = ["| Arm | Balanced accuracy | ROC AUC | Reference | Δ bal. acc. (corrected t 95 %) | "
-             "Δ ROC AUC (corrected t 95 %) | Δ ROC AUC (patient bootstrap 95 %) | MDE ROC AUC (t / bootstrap) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| Arm | Balanced accuracy (pooled) | ROC AUC (pooled) | ROC AUC (fold mean ± sd) | Reference | "
+             "Δ bal. acc. (corrected t 95 %) | Δ ROC AUC (corrected t 95 %) | Δ ROC AUC (patient bootstrap 95 %) | "
+             "MDE ROC AUC (t / bootstrap) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, e in arms.items():
         p = e["pooled"]
+        folds = np.asarray(e["per_fold"]["roc_auc"])
         cells = [e["spec"]["title"], f"{p['balanced_accuracy']['mean']:.3f} ± {p['balanced_accuracy']['std']:.3f}",
                  f"{p['roc_auc']['mean']:.3f} ± {p['roc_auc']['std']:.3f} [{p['roc_auc']['ci95'][0]:.3f}, "
-                 f"{p['roc_auc']['ci95'][1]:.3f}]"]
+                 f"{p['roc_auc']['ci95'][1]:.3f}]", f"{folds.mean():.3f} ± {folds.std(ddof=1):.3f}"]
         d = e["delta"]
         if d:
             ba, auc = d["balanced_accuracy"], d["roc_auc"]
@@ -88,10 +90,13 @@ def crossval_markdown(result: dict) -> str:
         lines += ["No generator arm in this run (baselines only).", ""]
     for clf, c in result["classifiers"].items():
         lines += [f"## Classifier: {clf}", "",
-                  "Pooled out-of-fold metrics (mean ± std over seeds; ROC AUC with its patient-bootstrap 95 % "
-                  "interval). Δ: paired difference against the reference arm; corrected t = Nadeau & Bengio's "
-                  "corrected resampled t over the per-fold differences; MDE = minimum detectable effect at 80 % "
-                  "power, two-sided α = 0.05.", "", crossval_table(result, clf), ""]
+                  "Pooled: metrics of the pooled out-of-fold scores (every patch scored once per seed; mean ± std "
+                  "over seeds; ROC AUC with its patient-bootstrap 95 % interval). Pooling mixes the score scales "
+                  "of k models, which lowers the pooled ROC AUC of uncalibrated scores (a CNN's logits); the fold "
+                  "mean (mean ± sd over folds of the per-fold metric, itself a mean over seeds) does not. Δ: paired "
+                  "difference against the reference arm; corrected t = Nadeau & Bengio's corrected resampled t over "
+                  "the per-fold differences; bootstrap = patient bootstrap of the pooled difference; MDE = minimum "
+                  "detectable effect at 80 % power, two-sided α = 0.05.", "", crossval_table(result, clf), ""]
         if c["mde"]:
             m = c["mde"]["roc_auc"]
             b = c["mde"]["balanced_accuracy"]
