@@ -34,6 +34,19 @@ def make_data_config(mias_dir, prepared, size=64, **kw):
     return load_config(None, overrides).data
 
 
+def write_mias_patches(mias_dir, out, n_films: int, size: int):
+    """A patch set of the first ``n_films`` MIAS films: ``size`` px patches of 128 film px, one normal per film."""
+    from itertools import islice
+
+    from keras_mammo.data.datasets import MIASDataset
+    from keras_mammo.utility.patches import PatchOptions, extract_patches, write_patch_set
+
+    records = list(islice(MIASDataset(mias_dir).records(), n_films))
+    opts = PatchOptions(size=size, crop_size=128, normals_per_film=1, seed=0)
+    patches, notes = extract_patches(records, opts, progress=False)
+    return write_patch_set(patches, out, opts, notes=notes)
+
+
 @pytest.fixture(scope="session")
 def mias_prepared(mias_dir, tmp_path_factory):
     """16 MIAS films (mdb001–mdb016) prepared at 64 px."""

@@ -16,22 +16,18 @@ generator path itself is covered by ``test_train_patch_generator_sees_training_t
 from __future__ import annotations
 
 import json
-from itertools import islice
 
 import numpy as np
 import pytest
 
-from keras_mammo.data.datasets import MIASDataset, default_mias_path
+from keras_mammo.data.datasets import default_mias_path
 from keras_mammo.utility.experiments import UtilityData, build_training_set, fixed_test_set, seed_draws
 from keras_mammo.utility.patches import (
     GENERATOR_TRAIN_DIR,
     TEST,
     TRAIN,
     TUMOUR,
-    PatchOptions,
     PatchSet,
-    extract_patches,
-    write_patch_set,
 )
 
 MIAS = default_mias_path()
@@ -43,10 +39,9 @@ FAST = dict(seeds=[0, 1], n_boot=200, c_grid=(1e-4, 1e-2, 1.0), inner_folds=3, p
 def patch_dir(tmp_path_factory):
     if MIAS is None:
         pytest.skip("MIAS not found: set $KERAS_MAMMO_MIAS or provide ../shared/data/mini-mias")
-    records = list(islice(MIASDataset(MIAS).records(), N_FILMS))
-    opts = PatchOptions(size=64, crop_size=128, normals_per_film=1, seed=0)
-    patches, notes = extract_patches(records, opts, progress=False)
-    return write_patch_set(patches, tmp_path_factory.mktemp("utility") / "patches", opts, notes=notes)
+    from conftest import write_mias_patches
+
+    return write_mias_patches(MIAS, tmp_path_factory.mktemp("utility") / "patches", N_FILMS, size=64)
 
 
 @pytest.fixture(scope="module")

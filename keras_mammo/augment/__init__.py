@@ -1,1 +1,2 @@
-"""Differentiable image augmentations applied to what a GAN's discriminator sees (DiffAugment, ADA)."""
+"""Image augmentations: what a GAN's discriminator sees (DiffAugment, ADA), and the classical
+augmentation policy of classifier training patches (:mod:`~keras_mammo.augment.classical`)."""

@@ -18,6 +18,13 @@ Does training a tumour / non-tumour classifier on generated patches help? The pi
    repeated over seeds.
 6. :mod:`~keras_mammo.utility.report`: ``utility.json``, ``report.md``, figures.
 
-:func:`keras_mammo.utility.run.run_utility` runs 2–6; ``keras-mammo patches`` and
-``keras-mammo utility`` are its command-line faces.
+7. :mod:`~keras_mammo.utility.crossval` and :mod:`~keras_mammo.utility.cnn`: the
+   cross-validated protocol of issue 22 (patient-grouped k folds over all patches; real
+   only, real + classical augmentation and generator arms; linear SVM and a small CNN;
+   corrected resampled t and patient-bootstrap intervals; minimum detectable effect),
+   resumable per fold.
+
+:func:`keras_mammo.utility.run.run_utility` runs 2–6 and
+:func:`keras_mammo.utility.crossval.run.run_crossval` runs 7; ``keras-mammo patches`` and
+``keras-mammo utility [--folds K]`` are their command-line faces.
 """

@@ -221,7 +221,8 @@ def patient_bootstrap(y: np.ndarray, scores: dict[str, Sequence[np.ndarray]], pa
     Returns:
         ``{experiment: {metric: {"ci95": [lo, hi], "n_boot": B},
         "delta_<metric>": {"mean": point difference, "ci95": [lo, hi], "p_le_0": share of
-        replicates with difference ≤ 0}}}`` (deltas only when ``reference`` is set).
+        replicates with difference ≤ 0, "se": standard deviation of the replicates' differences
+        (the bootstrap standard error)}}}`` (deltas only when ``reference`` is set).
     """
     y = np.asarray(y, int)
     patients = np.asarray(patients).astype(str)
@@ -260,6 +261,6 @@ def patient_bootstrap(y: np.ndarray, scores: dict[str, Sequence[np.ndarray]], pa
                 out[e][f"delta_{m}"] = {
                     "mean": point[e][m] - point[reference][m],
                     "ci95": [float(np.nanpercentile(d, 2.5)), float(np.nanpercentile(d, 97.5))],
-                    "p_le_0": float(np.mean(d <= 0)), "n_boot": int(n_boot),
+                    "p_le_0": float(np.mean(d <= 0)), "se": float(np.nanstd(d, ddof=1)), "n_boot": int(n_boot),
                 }
     return out
