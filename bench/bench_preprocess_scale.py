@@ -225,7 +225,7 @@ def per_encoding(corpus: Path, size: int, n: int) -> dict:
     ``n`` uncompressed 16-bit and ``n`` JPEG 2000 12-bit films of the corpus."""
     from keras_mammo.config import load_config
     from keras_mammo.data.datasets import open_dataset
-    from keras_mammo.data.prepare import process_record
+    from keras_mammo.data.film import process_record
 
     records = list(open_dataset("rsna", corpus).records())
     out = {}

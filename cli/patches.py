@@ -56,7 +56,8 @@ def patches(input_path, dataset, csv_files, out_dir, size, crop_size, crop, norm
     from itertools import islice
     from pathlib import Path
 
-    from keras_mammo.data.datasets import default_mias_path, open_dataset, pseudonym_key
+    from keras_mammo.data.datasets import default_mias_path, open_dataset
+    from keras_mammo.data.records import pseudonym_key
     from keras_mammo.errors import DataError
     from keras_mammo.utility.patches import GENERATOR_TRAIN_DIR, PatchOptions, extract_patches, write_patch_set
 

@@ -208,7 +208,8 @@ def _png(path):
 
 
 def test_rsna_layout_labels_patients_and_header_conflicts(rsna_root, tmp_path):
-    from keras_mammo.data.datasets import open_dataset, pseudonymous_patient_id
+    from keras_mammo.data.datasets import open_dataset
+    from keras_mammo.data.records import pseudonymous_patient_id
 
     key = bytes(range(32))
     recs = {r.image_id: r for r in open_dataset("rsna", rsna_root, pseudonym_key=key).records()}
@@ -266,7 +267,8 @@ def test_metadata_filters_count_each_reason(vindr_root, tmp_path):
 
 
 def test_cmmd_labels_from_table_laterality_from_header(cmmd_root):
-    from keras_mammo.data.datasets import open_dataset, pseudonymous_patient_id
+    from keras_mammo.data.datasets import open_dataset
+    from keras_mammo.data.records import pseudonymous_patient_id
 
     ds = open_dataset("cmmd", cmmd_root)
     recs = sorted(ds.records(), key=lambda r: r.path)

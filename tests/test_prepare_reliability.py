@@ -115,16 +115,16 @@ def test_colour_images_are_rejected_grey_as_rgb_is_kept(mias_dir, tmp_path):
 
 
 def test_memory_error_is_recorded_and_leaves_no_orphans(films, tmp_path, monkeypatch):
-    import keras_mammo.data.prepare as prepare
+    import keras_mammo.data.film as film
 
-    original = prepare._lesion_mask
+    original = film._lesion_mask
 
     def exploding(record, shape):  # after the film's PNGs are written
         if record.image_id == "mdb002":
             raise MemoryError("cannot allocate 9.1 GiB")
         return original(record, shape)
 
-    monkeypatch.setattr(prepare, "_lesion_mask", exploding)
+    monkeypatch.setattr(film, "_lesion_mask", exploding)
     out = tmp_path / "p"
     summary = prepare_dataset(_cfg(films, out), progress=False)
     rows = {r["image_id"]: r for r in read_manifest(out)}
@@ -156,7 +156,8 @@ def test_interrupted_batch_still_writes_the_manifest(films, tmp_path, monkeypatc
 def test_folder_adapter_uses_dicom_patient_id_and_inbreast_names(identified_dicom, mias_dir, tmp_path):
     import pydicom
 
-    from keras_mammo.data.datasets import FolderDataset, pseudonymous_patient_id
+    from keras_mammo.data.datasets import FolderDataset
+    from keras_mammo.data.records import pseudonymous_patient_id
 
     path, ident = identified_dicom
     src = tmp_path / "f"
@@ -194,7 +195,8 @@ def test_pseudonyms_are_keyed_per_dataset_and_not_found_by_hashing_candidates(id
 
     import pydicom
 
-    from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, FolderDataset, pseudonym_key
+    from keras_mammo.data.datasets import FolderDataset
+    from keras_mammo.data.records import PSEUDONYM_KEY_FILE, pseudonym_key
 
     path, _ = identified_dicom
     src = tmp_path / "f"
@@ -226,7 +228,7 @@ def test_pseudonyms_are_keyed_per_dataset_and_not_found_by_hashing_candidates(id
 
 
 def test_old_prepared_folders_are_rekeyed_with_a_message(identified_dicom, tmp_path, capsys):
-    from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, pseudonymous_patient_id
+    from keras_mammo.data.records import PSEUDONYM_KEY_FILE, pseudonymous_patient_id
 
     path, ident = identified_dicom
     src, out = tmp_path / "f", tmp_path / "prep"

@@ -47,7 +47,7 @@ def test_pipeline_outputs_hold_no_identifying_dicom_values(identified_dicom, tmp
     shared = [p for p in outputs if p.name != "config.yaml"]
     assert [p.relative_to(tmp_path) for p in shared if str(src).encode() in p.read_bytes()] == []
     # the pseudonym key stays beside the prepared data: no run, image or export holds it (issue 24, item 3)
-    from keras_mammo.data.datasets import PSEUDONYM_KEY_FILE, pseudonymous_patient_id
+    from keras_mammo.data.records import PSEUDONYM_KEY_FILE, pseudonymous_patient_id
 
     key_file = tmp_path / "prepared" / PSEUDONYM_KEY_FILE
     key = bytes.fromhex(key_file.read_text())

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from keras_mammo.config import DataConfig
-from keras_mammo.data.datasets import SourceRecord
+from keras_mammo.data.film import failed_row, process_record
+from keras_mammo.data.records import SourceRecord
 from keras_mammo.errors import ConfigError
+from keras_mammo.utils import ray_init
+
+if TYPE_CHECKING:   # annotations only: the data layer sits below the config
+    from keras_mammo.config import DataConfig
 
 #: Tasks in flight per CPU of the cluster: enough to keep workers busy, few enough that
 #: the driver never holds more than a few rows' worth of pending results.
@@ -43,8 +48,6 @@ def ray_process_records(records: list[SourceRecord], cfg: DataConfig, out_dir: s
     except ImportError as exc:
         raise ConfigError("data.ray_address: preprocessing on Ray needs Ray; install the sweep extra: "
                           "pip install 'keras-mammo[sweep]'") from exc
-    from keras_mammo.data.prepare import _failed_row, process_record
-    from keras_mammo.utils import ray_init
 
     logging.getLogger("ray").setLevel(logging.WARNING)
     started = ray_init(cfg.ray_address, num_cpus=max(1, cfg.workers), log_to_driver=False)
@@ -65,7 +68,7 @@ def ray_process_records(records: list[SourceRecord], cfg: DataConfig, out_dir: s
                     row = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    row = _failed_row(records[k], cfg, f"failed: Ray worker died ({type(exc).__name__}: {first}); "
+                    row = failed_row(records[k], cfg, f"failed: Ray worker died ({type(exc).__name__}: {first}); "
                                                        f"out of memory? give the workers more memory")
                 yield indices[k], row
     finally:

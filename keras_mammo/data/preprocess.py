@@ -102,7 +102,7 @@ def _clear_frame_lines(fg: np.ndarray) -> np.ndarray:
     for _ in range(3):
         changed = False
         for view in (out, out[::-1], out.T, out.T[::-1]):  # top, bottom, left, right (views write through)
-            length, depth = view.shape[1], view.shape[0]
+            depth = view.shape[0]
             fill = view[: int(BAND_MAX_DEPTH * depth) + 1].mean(axis=1)
             hits = np.flatnonzero(fill >= FRAME_LINE_FILL)
             if hits.size == 0:

@@ -39,9 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_mammo.data.datasets import SourceRecord
+from keras_mammo.data.io import read_mammogram, write_png
+from keras_mammo.data.preprocess import breast_mask
+from keras_mammo.data.records import SourceRecord
 from keras_mammo.errors import ConfigError, DataError
-from keras_mammo.utility.patch_geometry import crop_square, film_rng, roi_center_radius, sample_tissue_centres
+from keras_mammo.utility.patch_geometry import (
+    crop_square,
+    film_rng,
+    roi_center_radius,
+    sample_tissue_centres,
+)
 from keras_mammo.utility.patchset import (
     CLASSES,
     GENERATOR_TRAIN_DIR,
@@ -56,8 +63,6 @@ from keras_mammo.utility.patchset import (
     write_generator_training_set,
     write_manifest,
 )
-from keras_mammo.data.io import read_mammogram, write_png
-from keras_mammo.data.preprocess import breast_mask
 from keras_mammo.utils import write_json_atomic
 
 __all__ = [  # the cutting and splitting here, and the patch-set names from patch_geometry / patchset

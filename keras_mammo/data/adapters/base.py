@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from keras_mammo.data.datasets import SourceRecord, pseudonymous_patient_id
+from keras_mammo.data.records import SourceRecord, pseudonymous_patient_id
 from keras_mammo.errors import DataError
 
 #: BI-RADS assessment category → label, where a dataset gives no pathology (ACR BI-RADS

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from keras_mammo.data.adapters import base
-from keras_mammo.data.datasets import SourceRecord, dicom_header
+from keras_mammo.data.records import SourceRecord, dicom_header
 from keras_mammo.errors import DataError
 
 _ID1 = re.compile(r"^D\d-\d{4}$", re.IGNORECASE)

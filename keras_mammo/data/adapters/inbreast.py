@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keras_mammo.data.adapters import base
-from keras_mammo.data.datasets import Abnormality, SourceRecord, name_metadata
+from keras_mammo.data.records import Abnormality, SourceRecord, name_metadata
 from keras_mammo.errors import DataError
 
 #: Radius in pixels (70 µm) of the disk drawn for a one- or two-point ROI (a calcification): 0.35 mm.

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keras_mammo.data.adapters import base
-from keras_mammo.data.datasets import SourceRecord
+from keras_mammo.data.records import SourceRecord
 
 
 class RSNADataset(base.TableAdapter):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keras_mammo.data.adapters import base
-from keras_mammo.data.datasets import Abnormality, SourceRecord
+from keras_mammo.data.records import Abnormality, SourceRecord
 
 
 def _box(row: dict) -> tuple[float, float, float, float] | None:
