@@ -72,6 +72,7 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
     overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared,
                  "train.batch_size": batch_size, "seed": seed, "train.max_seconds": max_seconds, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)
+    refuse_ignored_sets(cfg, sets)
     try:
         cfg = apply_schedule_options(cfg, epochs, resolution, note=lambda message: note(message, quiet))
     except OptionError as exc:
@@ -87,6 +88,25 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
 
         path = export_model(out, cfg.export.dir, cfg.export.name)
         click.echo(f"SavedModel: {path}")
+
+
+def refuse_ignored_sets(cfg, sets: tuple[str, ...]) -> None:
+    """Refuse a ``--set`` the config would ignore: ``train.epochs`` / ``train.resolution``
+    on a progressive config (its stages decide both).
+
+    Raises:
+        ConfigError: naming the key and the option that does it instead.
+    """
+    from keras_mammo.errors import ConfigError
+
+    if not cfg.train.stages:
+        return
+    given = parse_sets(sets)
+    for key, option in (("train.epochs", "--epochs N (scales every stage) or --epochs A,B,..."),
+                        ("train.resolution", "--resolution R (trains the stages up to R)")):
+        if key in given:
+            raise ConfigError(f"--set {key}={given[key]}: this progressive config ignores {key} (its "
+                              f"train.stages decide it); use {option}")
 
 
 def _sigterm_as_interrupt() -> None:

@@ -52,6 +52,7 @@ from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, 
 from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.training.lock import run_dir_lock
 from keras_mammo.training.progress import RunProgress, record_run_end
+from keras_mammo.training.schedule import check_resolution, prepared_size
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
 #: Keys that may differ when a run is resumed (they extend or observe it, not change it).
@@ -199,30 +200,18 @@ def check_trainable(cfg: Config, prepared_size: int | None = None) -> None:
 
     Raises:
         ConfigError: ``epochs`` (or a stage's) is 0, ``steps_per_epoch`` is < 1, or a
-            stage's resolution is above ``prepared_size`` (one line naming the key).
+            stage's resolution is above ``prepared_size``
+            (:func:`~keras_mammo.training.schedule.check_resolution`; one line naming the key).
     """
     t = cfg.train
     for i, st in enumerate(t.schedule()):
         key = f"train.stages[{i}]" if t.stages else "train"
         if st.epochs < 1:
             raise ConfigError(f"{key}.epochs: {st.epochs} trains nothing; give ≥ 1 epoch")
-        if prepared_size and st.resolution > prepared_size:
-            raise ConfigError(f"{key if t.stages else 'train'}.resolution: {st.resolution} px is above the prepared "
-                              f"size {prepared_size} px of {cfg.data.prepared} (films would be upscaled); train at "
-                              f"≤ {prepared_size} px or preprocess with data.size ≥ {st.resolution}")
+        check_resolution(st.resolution, [], prepared_size, cfg.data.prepared, option=f"{key}.resolution")
     if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
         raise ConfigError(f"train.steps_per_epoch: {t.steps_per_epoch} trains nothing; give ≥ 1, or null for "
                           f"images // batch_size")
-
-
-def _prepared_size(cfg: Config) -> int | None:
-    """Side in pixels of the films the run will train on: the prepared dataset's
-    (None if it does not say), or ``data.size`` when :func:`_prepare_data` will prepare it."""
-    prepared = Path(cfg.data.prepared)
-    if not (prepared / "manifest.jsonl").is_file():
-        return cfg.data.size
-    path = prepared / "dataset.json"
-    return int(json.loads(path.read_text())["size"]) if path.is_file() else None
 
 
 def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
@@ -239,7 +228,7 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
         DataError: missing/changed data, or a checkpoint that does not fit the model.
         TrainingDivergedError: a loss became NaN/Inf (the last good checkpoint is kept).
     """
-    check_trainable(cfg, _prepared_size(cfg))
+    check_trainable(cfg, prepared_size(cfg))
     with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)):
         return _train(cfg, progress, callbacks)
 
@@ -289,6 +278,13 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
             truncate_csv(run_dir / name, completed)
         truncate_eval_csv(run_dir, completed)
         budget = Budget(t.max_seconds, float(state.get("seconds", 0.0)))
+        total_epochs = sum(st.epochs for st in schedule)
+        if ckpt is not None and completed >= total_epochs:   # an override that changes nothing says so
+            print(f"{run_dir} has already trained {completed} epochs (this schedule has {total_epochs}): nothing "
+                  f"to train; a larger --epochs continues it", flush=True)
+        elif budget.exhausted():
+            print(f"train.max_seconds: {run_dir} has already spent {budget.spent():.0f} s of its {t.max_seconds} s "
+                  f"budget: nothing to train; a larger --max-seconds continues it", flush=True)
         stop_reason = None
         ends, total = [], 0
         for st in schedule:
