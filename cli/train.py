@@ -81,13 +81,42 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
     from keras_mammo.training.run import train as run_training   # TensorFlow is imported from here on
 
     _sigterm_as_interrupt()
-    out = run_training(cfg, progress=not quiet)
-    click.echo(f"run: {out} (samples: {out}/samples/latest.png, loss curve: {out}/loss_curve.png)")
+    try:
+        out = run_training(cfg, progress=not quiet)
+    except KeyboardInterrupt:
+        from keras_mammo.training.checkpoint import latest_checkpoint
+
+        ckpt = latest_checkpoint(cfg.run_dir)
+        raise click.ClickException(
+            f"interrupted: the epoch in progress is lost; {cfg.run_dir} resumes from "
+            f"{ckpt.name if ckpt else 'its start (no checkpoint yet)'}: rerun the same command to resume") from None
+    click.echo(run_summary(out))
     if do_export:
         from keras_mammo.generation.export import export_model
 
         path = export_model(out, cfg.export.dir, cfg.export.name)
         click.echo(f"SavedModel: {path}")
+
+
+def run_summary(run_dir) -> str:
+    """The closing line of ``train``: the run, the files it left that exist, and how it ended
+    (``run.json``), with "rerun the same command to resume" when a signal stopped it."""
+    import json
+    from pathlib import Path
+
+    out = Path(run_dir)
+    files = [f"{what}: {out / name}" for what, name in (("samples", "samples/latest.png"),
+                                                         ("loss curve", "loss_curve.png")) if (out / name).is_file()]
+    line = f"run: {out}" + (f" ({', '.join(files)})" if files else "")
+    try:
+        status = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return line
+    if status.get("status") == "stopped":
+        line += f"\nstopped: {status.get('stop_reason', '')}"
+        if status.get("signal"):
+            line += "; rerun the same command to resume"
+    return line
 
 
 def refuse_ignored_sets(cfg, sets: tuple[str, ...]) -> None:

@@ -51,7 +51,7 @@ from keras_mammo.training.callbacks import RunMonitor, truncate_csv
 from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, list_checkpoints, restore_checkpoint, restore_latest
 from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.training.lock import run_dir_lock
-from keras_mammo.training.progress import RunProgress, record_run_end
+from keras_mammo.training.progress import RunProgress, StopRequest, record_run_end
 from keras_mammo.training.schedule import check_resolution, prepared_size
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
@@ -221,6 +221,10 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
     monitor in every stage's ``fit`` (e.g. ``bench/bench_train.py``'s timer).
 
     The run directory is locked for the whole run (:func:`~keras_mammo.training.lock.run_dir_lock`).
+    In the main thread, a first SIGINT/SIGTERM stops the run when the current epoch ends,
+    with that epoch checkpointed (``run.json``: ``stopped``, the signal in ``stop_reason``);
+    a second raises :class:`KeyboardInterrupt` at once (:class:`~keras_mammo.training.progress.StopRequest`).
+    Every run end that trained an epoch writes ``samples/latest.png`` and ``loss_curve.png``.
 
     Raises:
         ConfigError: the run directory was started with an incompatible config, is in
@@ -229,11 +233,11 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
         TrainingDivergedError: a loss became NaN/Inf (the last good checkpoint is kept).
     """
     check_trainable(cfg, prepared_size(cfg))
-    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)):
-        return _train(cfg, progress, callbacks)
+    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)), StopRequest() as stop:
+        return _train(cfg, progress, callbacks, stop)
 
 
-def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
+def _train(cfg: Config, progress: bool, callbacks: tuple = (), stop_request: StopRequest | None = None) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
@@ -295,6 +299,7 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
         write_json_atomic(run_dir / "run.json", status)
         budget_left = (lambda: t.max_seconds - budget.spent()) if t.max_seconds else None
         run_progress = RunProgress(schedule, completed, budget_left=budget_left) if progress else None
+        monitor = None
         for i, st in enumerate(schedule):
             if completed >= ends[i]:
                 continue
@@ -320,7 +325,7 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
             every, end_i = max(1, t.checkpoint_every), ends[i]
             control = RunControl(run_dir, cfg, st.resolution, ends[i], i == len(schedule) - 1, t.batch_size, steps,
                                  budget, state_fn, lambda done, e=every, end=end_i: done % e == 0 or done == end,
-                                 progress)
+                                 progress, stop_request)
             stage_callbacks = [monitor, control, *([run_progress.for_stage(i, steps)] if run_progress else []),
                                *callbacks]
             history = model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
@@ -331,11 +336,17 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
             if control.stop_reason is not None:
                 stop_reason = control.stop_reason
                 break
+        if monitor is not None:   # every run end leaves samples/latest.png and loss_curve.png
+            monitor.write_final(completed)
         status.update(status="finished" if stop_reason is None else "stopped", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                       epochs=completed, step=int(model.step.numpy()), seconds=round(budget.spent(), 3))
         if stop_reason is not None:
             status["stop_reason"] = {"budget": f"train.max_seconds ({t.max_seconds} s) spent",
-                                     "early_stop": f"{t.early_stop_evals} evaluations without a lower FID"}[stop_reason]
+                                     "early_stop": f"{t.early_stop_evals} evaluations without a lower FID",
+                                     "signal": f"{stop_request.signal_name}: stopped after epoch {completed}, "
+                                               f"checkpointed"}[stop_reason]
+            if stop_reason == "signal":
+                status["signal"] = stop_request.signal_name
         write_json_atomic(run_dir / "run.json", status)
     except BaseException as exc:   # Ctrl-C, SIGTERM (as SystemExit) or an error: run.json says so
         record_run_end(run_dir / "run.json", exc)
