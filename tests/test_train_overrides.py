@@ -17,6 +17,10 @@ from click.testing import CliRunner
 from cli.main import main
 
 
+#: keeps a wrongly accepted override from training long (it then fails on the assertions, quickly)
+SHORT = ("--epochs", "2", "--set", "train.steps_per_epoch=1", "--set", "train.tensorboard=false", "-q")
+
+
 def _train(*args):
     res = CliRunner().invoke(main, ["train", *args])
     return res.exit_code, res.output
@@ -33,7 +37,7 @@ def test_resolution_above_the_prepared_size_is_refused_on_any_config(mias_prepar
     """quickstart is progressive (32 → 64 px), dcgan has one fixed resolution: on 64 px
     films --resolution 256 was trained silently as 32 → 64 px on the first."""
     code, out = _train("--config", config, "--prepared", str(mias_prepared), "--run", str(tmp_path / "r"),
-                       "--resolution", "256")
+                       "--resolution", "256", *SHORT)
     assert code != 0
     line = _error_line(out)
     assert "--resolution 256 is above the prepared size 64 px" in line and str(mias_prepared) in line
@@ -44,7 +48,7 @@ def test_resolution_above_the_prepared_size_is_refused_on_any_config(mias_prepar
 def test_resolution_not_a_power_of_two_is_refused_in_one_line(mias_prepared, tmp_path, config):
     """--resolution 100 trained at 64 px with a garbled note ("training the stages up to 100 px only")."""
     code, out = _train("--config", config, "--prepared", str(mias_prepared), "--run", str(tmp_path / "r"),
-                       "--resolution", "100")
+                       "--resolution", "100", *SHORT)
     assert code != 0
     assert _error_line(out) == ("Error: --resolution 100 is not a power of two ≥ 4 (each generator block "
                                 "doubles the side); use 64 or 128")
@@ -56,7 +60,7 @@ def test_resolution_between_stages_is_refused(mias_prepared, tmp_path):
     cfg.write_text(yaml.safe_dump({"train": {"stages": [{"resolution": 16, "epochs": 1},
                                                         {"resolution": 64, "epochs": 1}]}}))
     code, out = _train("--config", str(cfg), "--prepared", str(mias_prepared), "--run", str(tmp_path / "r"),
-                       "--resolution", "32")
+                       "--resolution", "32", *SHORT)
     assert code != 0
     assert "--resolution 32: this progressive config has no 32 px stage" in _error_line(out)
     assert "give one of 16, 64" in out
@@ -85,7 +89,7 @@ def test_resolution_on_a_stage_says_which_stages_train(mias_prepared):
                                                  ("train.resolution", "32", "--resolution")])
 def test_set_keys_a_progressive_config_ignores_are_refused(mias_prepared, tmp_path, key, value, option):
     code, out = _train("--config", "quickstart", "--prepared", str(mias_prepared), "--run", str(tmp_path / "r"),
-                       "--set", f"{key}={value}")
+                       "--set", f"{key}={value}", *SHORT)
     assert code != 0
     line = _error_line(out)
     assert f"--set {key}={value}: this progressive config ignores {key}" in line and option in line
