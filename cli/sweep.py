@@ -47,6 +47,11 @@ def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out
     """
     from pathlib import Path
 
+    from keras_mammo.errors import EXTRAS, require_extra
+
+    # --plan and --engine local run without Ray
+    require_extra("sweep", "keras-mammo sweep" + (" --engine ray" if engine == "ray" and not plan else ""),
+                  tuple(m for m in EXTRAS["sweep"] if m != "ray" or (engine == "ray" and not plan)))
     from keras_mammo.sweep.runner import plan_sweep, run_sweep
 
     if plan:

@@ -167,3 +167,26 @@ def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_dri
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
     return True
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside the block, SIGTERM (``kill``, a job scheduler) raises :class:`KeyboardInterrupt`
+    like Ctrl-C, so ``finally`` clauses run (Ray is shut down, ``run.json`` says why) instead
+    of the process dying at once. Main thread only (elsewhere it does nothing); the previous
+    handler is restored on exit."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
