@@ -325,7 +325,7 @@ def _alive(pid: int, cmdline: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_killed_ray_sweep_leaves_no_ray_process_behind(tmp_path, sig):
     """Killing `keras-mammo sweep` (SIGTERM from a scheduler, Ctrl-C) left Ray's raylet, GCS
     server and workers running for minutes. Here a Ray sweep whose trial sleeps is killed
