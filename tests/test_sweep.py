@@ -356,7 +356,7 @@ def test_a_killed_ray_sweep_leaves_no_ray_process_behind(tmp_path, sig):
             time.sleep(0.5)
         ray_procs = _descendants(proc.pid)
         assert any("raylet" in c for c in ray_procs.values()) and any("gcs_server" in c for c in ray_procs.values())
-        proc.send_signal(sig)
+        os.killpg(proc.pid, sig)   # as a terminal's Ctrl-C or a scheduler does: the whole process group
         proc.wait(timeout=120)
         deadline = time.time() + 30
         while time.time() < deadline and any(_alive(p, c) for p, c in ray_procs.items()):
