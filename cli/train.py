@@ -80,9 +80,11 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
 
     from keras_mammo.training.run import train as run_training   # TensorFlow is imported from here on
 
-    _sigterm_as_interrupt()
+    from keras_mammo.utils import sigterm_as_interrupt
+
     try:
-        out = run_training(cfg, progress=not quiet)
+        with sigterm_as_interrupt():   # outside the epochs too (preparing data, building the model)
+            out = run_training(cfg, progress=not quiet)
     except KeyboardInterrupt:
         from keras_mammo.training.checkpoint import latest_checkpoint
 
@@ -137,14 +139,3 @@ def refuse_ignored_sets(cfg, sets: tuple[str, ...]) -> None:
             raise ConfigError(f"--set {key}={given[key]}: this progressive config ignores {key} (its "
                               f"train.stages decide it); use {option}")
 
-
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (a job scheduler, ``kill``) stops training like Ctrl-C, so run.json records it."""
-    import signal
-    import threading
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt("terminated by SIGTERM")
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)

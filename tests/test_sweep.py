@@ -177,7 +177,7 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     assert again.trained == []
 
 
-def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
+def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path, capfd):
     pytest.importorskip("ray")
     import time
 
@@ -219,6 +219,9 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
 
     assert all(r["cpus"] == os.cpu_count() for r in results), results  # each trial holds every CPU
     assert (tmp_path / "ray").is_dir()
+    out, err = capfd.readouterr()       # Ray and Tune kept quiet: no tables, colours or token notices
+    for noise in ("Configuration for experiment", "╭", "\x1b[", "Token authentication", "View detailed results"):
+        assert noise not in out + err, (noise, (out + err)[-2000:])
 
 
 def test_cli_plan_of_the_paper_design_says_it_is_confounded():
