@@ -55,7 +55,7 @@ def test_ray_that_does_not_start_is_one_line_with_the_local_hint(monkeypatch):
     import ray
 
     from keras_mammo.errors import EngineStartError
-    from keras_mammo.sweep.runner import ray_init
+    from keras_mammo.sweep.backends import ray_init
 
     def timed_out(**kwargs):
         raise Exception("The current node timed out during startup. This could happen because some of the Ray "

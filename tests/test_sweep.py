@@ -338,7 +338,7 @@ def test_a_killed_ray_sweep_leaves_no_ray_process_behind(tmp_path, sig):
     script = tmp_path / "sweep.py"
     script.write_text(textwrap.dedent(f"""
         import time
-        from keras_mammo.sweep.runner import run_ray
+        from keras_mammo.sweep.backends import run_ray
 
         def trial(spec):
             open(spec["marker"], "w").close()
