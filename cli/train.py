@@ -79,7 +79,6 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
         raise click.UsageError(str(exc)) from None
 
     from keras_mammo.training.run import train as run_training   # TensorFlow is imported from here on
-
     from keras_mammo.utils import sigterm_as_interrupt
 
     try:

@@ -67,22 +67,15 @@ def test_resolution_between_stages_is_refused(mias_prepared, tmp_path):
 
 
 def test_resolution_on_a_stage_says_which_stages_train(mias_prepared):
-    from cli.train import apply_schedule_options
     from keras_mammo.config import load_config
+    from keras_mammo.training.schedule import apply_schedule_options
 
+    notes = []
     cfg = load_config("quickstart", {"data.prepared": str(mias_prepared)})
-    runner_err = []
-    import cli.train as cli_train
-
-    orig = cli_train.note
-    cli_train.note = lambda m, q=False: runner_err.append(m)
-    try:
-        out = apply_schedule_options(cfg, None, 32)
-    finally:
-        cli_train.note = orig
+    out = apply_schedule_options(cfg, None, 32, note=notes.append)
     assert [s.resolution for s in out.train.schedule()] == [32]
-    assert runner_err == ["--resolution 32: training 32 px × 20 epochs only, not the config's "
-                          "32 px × 20 + 64 px × 20 (fade-in 800 images) epochs"]
+    assert notes == ["--resolution 32: training 32 px × 20 epochs only, not the config's "
+                     "32 px × 20 + 64 px × 20 (fade-in 800 images) epochs"]
 
 
 @pytest.mark.parametrize("key, value, option", [("train.epochs", "3", "--epochs"),
@@ -118,6 +111,7 @@ def _tiny(tmp_path, mias_prepared, **train):
     return path
 
 
+@pytest.mark.slow
 def test_seed_and_batch_size_on_resume_are_refused_and_nothing_to_train_is_said(mias_prepared, tmp_path):
     """A resumed run cannot change its seed or batch size (refused, naming the key); an
     --epochs / --max-seconds that leaves nothing to train says so instead of ending silently."""
@@ -146,6 +140,7 @@ class _Signal(keras.callbacks.Callback):
                 os.kill(os.getpid(), s)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_at_the_epoch_end_with_a_checkpoint_samples_and_curve(mias_prepared, tmp_path, sig):
     """Before: Ctrl-C printed only "Aborted!" and lost up to checkpoint_every (here 10) epochs;
@@ -167,6 +162,7 @@ def test_a_signal_stops_at_the_epoch_end_with_a_checkpoint_samples_and_curve(mia
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once_and_the_cli_says_how_to_resume(mias_prepared, tmp_path, monkeypatch):
     import keras_mammo.training.run as run_module
 
@@ -180,6 +176,7 @@ def test_a_second_signal_stops_at_once_and_the_cli_says_how_to_resume(mias_prepa
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_budget_stop_before_sample_every_leaves_samples_and_curve(mias_prepared, tmp_path):
     from cli.train import run_summary
     from keras_mammo.config import load_config
