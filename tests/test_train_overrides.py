@@ -188,3 +188,21 @@ def test_budget_stop_before_sample_every_leaves_samples_and_curve(mias_prepared,
     assert status["status"] == "stopped" and status["epochs"] < 50
     assert (out / "samples" / "latest.png").is_file() and (out / "loss_curve.png").is_file()
     assert "samples:" in run_summary(out) and "rerun" not in run_summary(out)
+
+
+@pytest.mark.parametrize("resolution, message", [
+    (100, "--resolution 100 is not a power of two ≥ 4"),
+    (24, "--resolution 24 is not a power of two ≥ 4"),
+    (128, "--resolution 128: this progressive config has no 128 px stage"),
+])
+def test_sweep_resolution_follows_the_same_rule(resolution, message):
+    """``sweep --resolution`` goes through the check of ``train --resolution`` (one owner)."""
+    from keras_mammo.errors import ConfigError
+    from keras_mammo.sweep.trials import apply_resolution
+
+    tree = {"train": {"stages": [{"resolution": 16, "epochs": 1}, {"resolution": 32, "epochs": 1},
+                                 {"resolution": 64, "epochs": 1}]}}
+    with pytest.raises(ConfigError, match=message):
+        apply_resolution(tree, resolution)
+    apply_resolution(tree, 32)
+    assert [s["resolution"] for s in tree["train"]["stages"]] == [16, 32]
