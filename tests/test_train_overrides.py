@@ -163,6 +163,19 @@ def test_a_signal_stops_at_the_epoch_end_with_a_checkpoint_samples_and_curve(mia
 
 
 @pytest.mark.slow
+def test_a_sweep_trial_is_not_stopped_gracefully(mias_prepared, tmp_path):
+    """A sweep trial (stop_on_signal=False) ends at once on a signal: a graceful stop would
+    look like a trial that used its budget, and be scored."""
+    from keras_mammo.config import load_config
+    from keras_mammo.training.run import train
+
+    cfg = load_config(str(_tiny(tmp_path, mias_prepared)))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, callbacks=(_Signal(signal.SIGINT),), stop_on_signal=False)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once_and_the_cli_says_how_to_resume(mias_prepared, tmp_path, monkeypatch):
     import keras_mammo.training.run as run_module
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import keras
@@ -214,17 +215,20 @@ def check_trainable(cfg: Config, prepared_size: int | None = None) -> None:
                           f"images // batch_size")
 
 
-def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
+def train(cfg: Config, progress: bool = True, callbacks: tuple = (), stop_on_signal: bool = True) -> Path:
     """Train (or resume) the run described by ``cfg``; returns the run directory.
 
     ``callbacks``: extra ``keras.callbacks.Callback`` objects run after the run's own
     monitor in every stage's ``fit`` (e.g. ``bench/bench_train.py``'s timer).
 
     The run directory is locked for the whole run (:func:`~keras_mammo.training.lock.run_dir_lock`).
-    In the main thread, a first SIGINT/SIGTERM stops the run when the current epoch ends,
-    with that epoch checkpointed (``run.json``: ``stopped``, the signal in ``stop_reason``);
-    a second raises :class:`KeyboardInterrupt` at once (:class:`~keras_mammo.training.progress.StopRequest`).
+    With ``stop_on_signal`` (the default), in the main thread, a first SIGINT/SIGTERM
+    stops the run when the current epoch ends, with that epoch checkpointed (``run.json``:
+    ``stopped``, the signal in ``stop_reason``); a second raises :class:`KeyboardInterrupt`
+    at once (:class:`~keras_mammo.training.progress.StopRequest`).
     Every run end that trained an epoch writes ``samples/latest.png`` and ``loss_curve.png``.
+    A sweep trial passes ``stop_on_signal=False``: a signal must end it at once, not look
+    like a trial that finished its budget.
 
     Raises:
         ConfigError: the run directory was started with an incompatible config, is in
@@ -233,7 +237,8 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
         TrainingDivergedError: a loss became NaN/Inf (the last good checkpoint is kept).
     """
     check_trainable(cfg, prepared_size(cfg))
-    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)), StopRequest() as stop:
+    stop = StopRequest() if stop_on_signal else None
+    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)), (stop or nullcontext()):
         return _train(cfg, progress, callbacks, stop)
 
 
