@@ -100,12 +100,12 @@ def test_a_batch_over_the_limit_is_refused_before_any_tensor_is_built(base, key,
     assert "batch of 20000 exceeds the server's limit of 64 (--max_batch_size)" in r.json()["error"]
     assert built == []                  # refused from the parsed document's list length alone
     print(f"20,000 rows refused in {seconds:.2f} s")
-    assert seconds < 5.0                # about 0.3 s on an idle core (the JSON parse)
+    assert seconds < 15.0               # before: 504 after the 30 s timeout; see docs/serving.md for the idle time
 
 
 def test_work_past_the_deadline_is_cancelled(base):
     """Before: the 504 was sent but the signature kept running (and slowing other requests)."""
-    with _client(base, timeout_s=1.0) as http:
+    with _client(base, timeout_s=3.0) as http:
         def busy(seconds):
             return http.post("/v1/models/busy:predict", json={"signature_name": "busy", "inputs": {"seconds": seconds}})
 
@@ -114,15 +114,21 @@ def test_work_past_the_deadline_is_cancelled(base):
             assert a.status_code == 200, a.text
             return a.json()["outputs"]
 
-        warm = busy(0.05)          # the first call of a signature loads its graph
+        for _ in range(3):         # the first call of a signature loads its graph (slow on a loaded machine)
+            warm = busy(0.05)
+            if warm.status_code == 200:
+                break
         assert warm.status_code == 200, warm.text
+        for _ in range(3):
+            if http.post("/v1/models/busy:predict", json={"signature_name": "read", "inputs": {"x": 0.0}}).is_success:
+                break
         t0 = time.perf_counter()
-        r = busy(20.0)
+        r = busy(30.0)
         assert r.status_code == 504 and "its work was cancelled" in r.json()["error"]
-        assert time.perf_counter() - t0 < 5.0
+        assert time.perf_counter() - t0 < 10.0
         time.sleep(0.5)            # the cancelled loop stops between ops
         first = iterations()
-        time.sleep(1.5)
+        time.sleep(2.0)
         assert iterations() == first >= warm.json()["outputs"]
         ok = busy(0.05)
         assert ok.status_code == 200 and ok.json()["outputs"] > first

@@ -136,7 +136,6 @@ def parse_request(body: bytes) -> dict:
         raise invalid(f"JSON Parse error: nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid(f"JSON Parse error: {exc}") from None
-    check_depth(doc)
     if not isinstance(doc, dict):
         raise invalid(f"JSON Value: {_short(doc)} Is not object")
     if "signature_name" in doc and not isinstance(doc["signature_name"], str):
@@ -196,8 +195,10 @@ def request_inputs(doc: dict, input_dtypes: dict) -> tuple[dict[str, np.ndarray]
         ``({name: array}, ROW or COLUMNAR)``.
 
     Raises:
-        ServingError: ``INVALID_ARGUMENT`` as TF Serving words it.
+        ServingError: ``INVALID_ARGUMENT`` as TF Serving words it, or JSON nested deeper
+            than :data:`MAX_JSON_DEPTH`.
     """
+    check_depth(doc)   # after check_batch_sizes: an over-long batch is refused without walking it
     if not input_dtypes:
         raise invalid(f"Failed to get input map for signature: {doc.get('signature_name') or 'DEFAULT'}")
     names = sorted(input_dtypes)
