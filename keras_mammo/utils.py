@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from keras_mammo.errors import DataError
+from keras_mammo.errors import DataError, EngineStartError
 
 
 def fsync_path(path: str | Path) -> None:
@@ -156,8 +156,6 @@ def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_dri
             during start-up); one line with Ray's reason and the ``--engine local`` hint.
     """
     import logging
-
-    from keras_mammo.errors import EngineStartError
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -281,7 +281,7 @@ def test_l9_sweep_with_repeats_analyses_rows_over_seeds_and_confirms_the_optimum
 def test_sweep_resolution_keeps_the_stages_train_would_keep():
     """The sweep's resolution and ``train --resolution`` keep the same stages (one owner:
     keras_mammo.training.schedule.stages_up_to); the sweep drops the others from the trial config."""
-    from keras_mammo.errors import OptionError
+    from keras_mammo.errors import ConfigError
     from keras_mammo.sweep.trials import apply_resolution, build_config, split_sweep_config
     from keras_mammo.training.schedule import apply_schedule_options
 
@@ -289,7 +289,7 @@ def test_sweep_resolution_keeps_the_stages_train_would_keep():
     kept = apply_schedule_options(build_config(tree, {}), None, 32).train.schedule()
     apply_resolution(tree, 32)
     assert [s["resolution"] for s in tree["train"]["stages"]] == [s.resolution for s in kept] == [8, 16, 32]
-    with pytest.raises(OptionError, match=r"--resolution 4: no stage of this config is at or below 4 px"):
+    with pytest.raises(ConfigError, match=r"--resolution 4: this progressive config has no 4 px stage"):
         apply_resolution(split_sweep_config("taguchi-stylegan")[0], 4)
 
 
