@@ -45,6 +45,9 @@ def serve(model_name, model_base_path, rest_api_port, port, host, max_batch_size
     """
     import logging
 
+    from keras_mammo.errors import require_extra
+
+    require_extra("serve", "keras-mammo serve")
     from keras_mammo.serving.manager import Limits
     from keras_mammo.serving.server import serve as run_server
 

@@ -47,6 +47,11 @@ def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out
     """
     from pathlib import Path
 
+    from keras_mammo.errors import EXTRAS, require_extra
+
+    # --plan and --engine local run without Ray
+    require_extra("sweep", "keras-mammo sweep" + (" --engine ray" if engine == "ray" and not plan else ""),
+                  tuple(m for m in EXTRAS["sweep"] if m != "ray" or (engine == "ray" and not plan)))
     from keras_mammo.sweep.runner import plan_sweep, run_sweep
 
     if plan:
@@ -61,11 +66,15 @@ def sweep(config_path, design, prepared, resolution, trial_seconds, repeats, out
         return
 
     out = out_dir or str(Path("sweeps") / Path(config_path).stem)
-    res = run_sweep(config_path, out, design=design, prepared=prepared, resolution=resolution,
-                    trial_seconds=trial_seconds, repeats=repeats, engine=engine, address=address,
-                    cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                    confirm=False if no_confirm else None,
-                    echo=(lambda *a, **k: None) if quiet else click.echo)
+    try:
+        res = run_sweep(config_path, out, design=design, prepared=prepared, resolution=resolution,
+                        trial_seconds=trial_seconds, repeats=repeats, engine=engine, address=address,
+                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                        confirm=False if no_confirm else None,
+                        echo=(lambda *a, **k: None) if quiet else click.echo)
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted: finished trials are kept in {out}; rerun the same command to "
+                                   f"continue the sweep") from None
     a = res.analysis
     click.echo(f"optimum: {', '.join(f'{k}={v}' for k, v in a.optimum.items())}; predicted S/N "
                f"{a.predicted_sn:.2f} dB (FID ≈ {a.predicted_fid:.4g})")

@@ -72,16 +72,26 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
     overrides = {"model.name": model, "run_dir": run_dir, "data.prepared": prepared,
                  "train.batch_size": batch_size, "seed": seed, "train.max_seconds": max_seconds, **parse_sets(sets)}
     cfg = load_config(config_path, overrides)
+    refuse_ignored_sets(cfg, sets)
     try:
         cfg = apply_schedule_options(cfg, epochs, resolution, note=lambda message: note(message, quiet))
     except OptionError as exc:
         raise click.UsageError(str(exc)) from None
 
     from keras_mammo.training.run import train as run_training   # TensorFlow is imported from here on
+    from keras_mammo.utils import sigterm_as_interrupt
 
-    _sigterm_as_interrupt()
-    out = run_training(cfg, progress=not quiet)
-    click.echo(f"run: {out} (samples: {out}/samples/latest.png, loss curve: {out}/loss_curve.png)")
+    try:
+        with sigterm_as_interrupt():   # outside the epochs too (preparing data, building the model)
+            out = run_training(cfg, progress=not quiet)
+    except KeyboardInterrupt:
+        from keras_mammo.training.checkpoint import latest_checkpoint
+
+        ckpt = latest_checkpoint(cfg.run_dir)
+        raise click.ClickException(
+            f"interrupted: the epoch in progress is lost; {cfg.run_dir} resumes from "
+            f"{ckpt.name if ckpt else 'its start (no checkpoint yet)'}: rerun the same command to resume") from None
+    click.echo(run_summary(out))
     if do_export:
         from keras_mammo.generation.export import export_model
 
@@ -89,13 +99,42 @@ def train(config_path, model, run_dir, prepared, epochs, resolution, max_seconds
         click.echo(f"SavedModel: {path}")
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (a job scheduler, ``kill``) stops training like Ctrl-C, so run.json records it."""
-    import signal
-    import threading
+def run_summary(run_dir) -> str:
+    """The closing line of ``train``: the run, the files it left that exist, and how it ended
+    (``run.json``), with "rerun the same command to resume" when a signal stopped it."""
+    import json
+    from pathlib import Path
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt("terminated by SIGTERM")
+    out = Path(run_dir)
+    files = [f"{what}: {out / name}" for what, name in (("samples", "samples/latest.png"),
+                                                         ("loss curve", "loss_curve.png")) if (out / name).is_file()]
+    line = f"run: {out}" + (f" ({', '.join(files)})" if files else "")
+    try:
+        status = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return line
+    if status.get("status") == "stopped":
+        line += f"\nstopped: {status.get('stop_reason', '')}"
+        if status.get("signal"):
+            line += "; rerun the same command to resume"
+    return line
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+
+def refuse_ignored_sets(cfg, sets: tuple[str, ...]) -> None:
+    """Refuse a ``--set`` the config would ignore: ``train.epochs`` / ``train.resolution``
+    on a progressive config (its stages decide both).
+
+    Raises:
+        ConfigError: naming the key and the option that does it instead.
+    """
+    from keras_mammo.errors import ConfigError
+
+    if not cfg.train.stages:
+        return
+    given = parse_sets(sets)
+    for key, option in (("train.epochs", "--epochs N (scales every stage) or --epochs A,B,..."),
+                        ("train.resolution", "--resolution R (trains the stages up to R)")):
+        if key in given:
+            raise ConfigError(f"--set {key}={given[key]}: this progressive config ignores {key} (its "
+                              f"train.stages decide it); use {option}")
+

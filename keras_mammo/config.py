@@ -314,8 +314,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return cfg
 
 
-def _is_pow2(n: int) -> bool:
-    return n >= 4 and (n & (n - 1)) == 0
+def is_power_of_two(n: int) -> bool:
+    """Whether ``n`` is a power of two ≥ 4 (the sizes the generators reach: each block doubles the side)."""
+    return isinstance(n, int) and n >= 4 and (n & (n - 1)) == 0
 
 
 def validate(cfg: Config) -> None:
@@ -324,7 +325,7 @@ def validate(cfg: Config) -> None:
     Raises:
         ConfigError: naming the offending key.
     """
-    if not _is_pow2(cfg.data.size):
+    if not is_power_of_two(cfg.data.size):
         raise ConfigError(f"data.size: {cfg.data.size} is not a power of two ≥ 4 (e.g. 64, 128, 256, 512)")
     if not 0.0 <= cfg.data.min_shape_score <= 1.0:
         raise ConfigError(f"data.min_shape_score: {cfg.data.min_shape_score} is outside [0, 1]")
@@ -350,8 +351,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.ada_kimg: must be > 0, got {t.ada_kimg}")
     prev = 0
     for i, st in enumerate(cfg.train.schedule()):
-        key = f"train.stages[{i}]" if cfg.train.stages else "train.resolution"
-        if not _is_pow2(st.resolution):
+        key = f"train.stages[{i}]" if cfg.train.stages else "train"
+        if not is_power_of_two(st.resolution):
             raise ConfigError(f"{key}.resolution: {st.resolution} is not a power of two ≥ 4")
         if st.resolution <= prev:
             raise ConfigError(f"{key}.resolution: stages must grow in resolution ({prev} → {st.resolution})")

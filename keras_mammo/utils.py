@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from keras_mammo.errors import DataError
+from keras_mammo.errors import DataError, EngineStartError
 
 
 def fsync_path(path: str | Path) -> None:
@@ -137,7 +137,11 @@ def refuse_overwrite(out_dir: str | Path, names: list[str], overwrite: bool = Fa
 
 def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> bool:
     """Start (or join, with ``address``) Ray unless it is running: no dashboard, no usage
-    statistics, nothing downloaded. Returns whether this call started it.
+    statistics, nothing downloaded, and quiet: no colour codes in forwarded worker lines
+    (``RAY_COLOR_PREFIX=0``), no Tune tables (``RAY_AIR_NEW_OUTPUT=0``; Tune 2.60's new
+    output prints its "Configuration for experiment" box even at ``verbose=0``), Ctrl-C
+    raising at once rather than Tune's graceful stop (``TUNE_DISABLE_SIGINT_HANDLER=1``);
+    each a default the environment can override. Returns whether this call started it.
 
     Args:
         address: a cluster address (``host:port``, ``ray://host:port``) or ``"auto"``
@@ -148,11 +152,16 @@ def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_dri
 
     Raises:
         ImportError: Ray is not installed (it comes with the ``sweep`` extra).
+        EngineStartError: Ray did not start (on a loaded machine its node can time out
+            during start-up); one line with Ray's reason and the ``--engine local`` hint.
     """
     import logging
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
     if ray.is_initialized():
@@ -162,8 +171,41 @@ def ray_init(address: str | None = None, num_cpus: int | None = None, log_to_dri
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
         lambda rec: not str(rec.msg).startswith("Token authentication is enabled for this Ray cluster"))
     kwargs = dict(include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
-    if address and address != "local":
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+    try:
+        if address and address != "local":
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+    except Exception as exc:   # Ray raises plain Exception for a node start-up timeout
+        try:
+            ray.shutdown()   # whatever part of the node did start
+        except Exception:
+            pass
+        reason = next((x.strip() for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
+        where = f" at {address}" if address and address != "local" else ""
+        raise EngineStartError(f"Ray did not start{where}: {reason}; on a loaded machine run the trials without "
+                               f"Ray: --engine local") from None
     return True
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside the block, SIGTERM (``kill``, a job scheduler) raises :class:`KeyboardInterrupt`
+    like Ctrl-C, so ``finally`` clauses run (Ray is shut down, ``run.json`` says why) instead
+    of the process dying at once. Main thread only (elsewhere it does nothing); the previous
+    handler is restored on exit."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

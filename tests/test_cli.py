@@ -117,7 +117,7 @@ def test_epochs_errors_name_the_option():
 
 def test_cli_epochs_keeps_stages_and_says_so():
     from keras_mammo.config import load_config
-    from keras_mammo.errors import OptionError
+    from keras_mammo.errors import ConfigError
     from keras_mammo.training.schedule import apply_schedule_options
 
     notes = []
@@ -130,8 +130,8 @@ def test_cli_epochs_keeps_stages_and_says_so():
     low = apply_schedule_options(load_config("mias"), "3", 64, note=notes.append)
     assert [(s.resolution, s.epochs) for s in low.train.schedule()] == [(64, 3)]
     assert [s.resolution for s in low.train.stages] == [64, 128]      # the config's stages are kept
-    assert "stages up to 64 px only" in notes[1]
-    with pytest.raises(OptionError, match=r"--resolution 32: no stage of this config is at or below 32 px"):
+    assert "--resolution 64: training 64 px × 200 epochs only, not the config's" in notes[1]
+    with pytest.raises(ConfigError, match=r"--resolution 32: this progressive config has no 32 px stage"):
         apply_schedule_options(load_config("mias"), None, 32)
 
 
@@ -155,34 +155,44 @@ def test_resume_never_falls_back_to_an_earlier_stage(tmp_path):
     assert (tmp_path / "config.yaml").read_text() == previous
 
 
-def test_run_progress_eta_across_stages():
+def test_run_progress_eta_says_estimating_until_each_stage_left_is_measured():
+    """A stage's first epoch includes graph tracing and a stage not reached yet has no
+    measured epoch: the ETA says "estimating" instead of a number (a 5-minute quickstart's
+    first-epoch ETA once said 1:16:48)."""
     from keras_mammo.config import StageConfig
     from keras_mammo.training.progress import RunProgress
 
     now = [0.0]
     lines = []
-    p = RunProgress([StageConfig(32, 3, 0), StageConfig(64, 2, 0)], completed=0, write=lines.append,
+    p = RunProgress([StageConfig(32, 3, 0), StageConfig(64, 3, 0)], completed=0, write=lines.append,
                     clock=lambda: now[0])
-    for sec in (10.0, 4.0, 4.0):           # the first epoch includes tracing
+    now[0] += 300.0
+    p.epoch_done(0, 300.0)                 # the first epoch: tracing
+    assert p.eta() == (None, "estimating") and lines[-1].endswith("ETA estimating")
+    for sec in (4.0, 6.0):
         now[0] += sec
         p.epoch_done(0, sec)
-    # stage 1 not reached: 4 s × (64/32)² = 16 s per epoch, 2 epochs left
-    assert p.eta() == (32.0, True)
-    assert lines[-1] == "run: 3/5 epochs (stage 1/2, 32 px) · elapsed 0:00:18 · ETA 0:00:32 (estimated)"
+    assert p.eta() == (None, "estimating")  # stage 2 not measured yet: no guess scaled from 32 px
+    assert lines[-1] == "run: 3/6 epochs (stage 1/2, 32 px) · elapsed 0:05:10 · ETA estimating"
+    now[0] += 50.0
+    p.epoch_done(1, 50.0)
+    assert p.eta() == (None, "estimating")  # its first epoch includes tracing too
     now[0] += 20.0
     p.epoch_done(1, 20.0)
-    assert p.eta() == (20.0, False)
+    assert p.eta() == (20.0, "schedule") and lines[-1].endswith("ETA 0:00:20")
     resumed = RunProgress([StageConfig(32, 3, 0), StageConfig(64, 2, 0)], completed=4, write=lines.append)
     resumed.epoch_done(1, 7.0)
-    assert resumed.eta() == (0.0, False) and lines[-1].startswith("run: 5/5 epochs")
-    # a wall-clock budget that ends before the schedule sets the ETA (train.max_seconds)
+    assert resumed.eta() == (0.0, "schedule") and lines[-1].startswith("run: 5/5 epochs")
+    # a wall-clock budget (train.max_seconds) bounds the ETA, also while estimating
     left = [25.0]
     capped = RunProgress([StageConfig(32, 10, 0)], completed=0, write=lines.append, clock=lambda: now[0],
                          budget_left=lambda: left[0])
+    capped.epoch_done(0, 50.0)
+    assert capped.eta() == (25.0, "estimating") and lines[-1].endswith("ETA ≤ 0:00:25 (budget; estimating)")
     capped.epoch_done(0, 5.0)
-    assert capped.eta() == (25.0, False) and lines[-1].endswith("ETA 0:00:25 (budget)")
-    left[0] = 100.0                        # schedule (9 × 5 s) ends first
-    assert capped.eta() == (45.0, False) and not capped.line().endswith("(budget)")
+    assert capped.eta() == (25.0, "budget") and lines[-1].endswith("ETA 0:00:25 (budget)")
+    left[0] = 100.0                        # schedule (8 × 5 s) ends first
+    assert capped.eta() == (40.0, "schedule") and not capped.line().endswith("(budget)")
 
 
 def test_run_json_records_interrupt_and_failure(tmp_path):

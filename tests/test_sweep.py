@@ -5,6 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +154,10 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     assert np.isfinite(t.fid).all() and (t.fid > 0).all() and (t.fid_floor > 0).all()
     assert np.isfinite(t.fid_matched).all() and np.allclose(t.x_floor, t.fid_matched / t.fid_floor)   # same N
     assert t.sn.tolist() == pytest.approx([-20 * math.log10(f) for f in t.fid])
-    assert t.n_real.iloc[0] == len((mias_prepared / "manifest.jsonl").read_text().splitlines()) or t.n_real.iloc[0] > 0
+    from keras_mammo.data.pipeline import kept_rows
+
+    kept = len(kept_rows(mias_prepared))   # every trial is scored against all the kept films, with as many images
+    assert kept >= 12 and t.n_real.tolist() == [kept] * 10 and t.n_synthetic.tolist() == [kept] * 10
     conf = t.iloc[-1]
     assert {k: conf[k] for k in res.analysis.optimum} == res.analysis.optimum
     for name in ("trials.csv", "main_effects.csv", "main_effects.png", "report.md"):
@@ -168,7 +177,7 @@ def test_sweep_runs_end_to_end_and_a_rerun_after_a_kill_retrains_nothing_finishe
     assert again.trained == []
 
 
-def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
+def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path, capfd):
     pytest.importorskip("ray")
     import time
 
@@ -210,6 +219,9 @@ def test_ray_engine_runs_trials_one_at_a_time_by_default(tmp_path):
 
     assert all(r["cpus"] == os.cpu_count() for r in results), results  # each trial holds every CPU
     assert (tmp_path / "ray").is_dir()
+    out, err = capfd.readouterr()       # Ray and Tune kept quiet: no tables, colours or token notices
+    for noise in ("Configuration for experiment", "╭", "\x1b[", "Token authentication", "View detailed results"):
+        assert noise not in out + err, (noise, (out + err)[-2000:])
 
 
 def test_cli_plan_of_the_paper_design_says_it_is_confounded():
@@ -269,7 +281,7 @@ def test_l9_sweep_with_repeats_analyses_rows_over_seeds_and_confirms_the_optimum
 def test_sweep_resolution_keeps_the_stages_train_would_keep():
     """The sweep's resolution and ``train --resolution`` keep the same stages (one owner:
     keras_mammo.training.schedule.stages_up_to); the sweep drops the others from the trial config."""
-    from keras_mammo.errors import OptionError
+    from keras_mammo.errors import ConfigError
     from keras_mammo.sweep.trials import apply_resolution, build_config, split_sweep_config
     from keras_mammo.training.schedule import apply_schedule_options
 
@@ -277,5 +289,86 @@ def test_sweep_resolution_keeps_the_stages_train_would_keep():
     kept = apply_schedule_options(build_config(tree, {}), None, 32).train.schedule()
     apply_resolution(tree, 32)
     assert [s["resolution"] for s in tree["train"]["stages"]] == [s.resolution for s in kept] == [8, 16, 32]
-    with pytest.raises(OptionError, match=r"--resolution 4: no stage of this config is at or below 4 px"):
+    with pytest.raises(ConfigError, match=r"--resolution 4: this progressive config has no 4 px stage"):
         apply_resolution(split_sweep_config("taguchi-stylegan")[0], 4)
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """``{pid: command line}`` of every live process below ``pid`` (from /proc)."""
+    parents, names = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] == "Z":
+                continue
+            parents[int(d)] = int(fields[1])
+            names[int(d)] = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+    out, frontier = {}, [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in out:
+                out[child] = names[child]
+                frontier.append(child)
+    return out
+
+
+def _alive(pid: int, cmdline: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        same = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") == cmdline
+        return same and stat[stat.rindex(")") + 2:].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_killed_ray_sweep_leaves_no_ray_process_behind(tmp_path, sig):
+    """Killing `keras-mammo sweep` (SIGTERM from a scheduler, Ctrl-C) left Ray's raylet, GCS
+    server and workers running for minutes. Here a Ray sweep whose trial sleeps is killed
+    once the trial runs; every process Ray started must be gone soon after."""
+    pytest.importorskip("ray")
+    marker = tmp_path / "trial-started"
+    script = tmp_path / "sweep.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        from keras_mammo.sweep.backends import run_ray
+
+        def trial(spec):
+            open(spec["marker"], "w").close()
+            time.sleep(300)
+
+        run_ray([{{"name": "t1", "trial_dir": {str(tmp_path / "t1")!r}, "marker": {str(marker)!r}}}],
+                {str(tmp_path / "ray")!r}, cpus_per_trial=1, trial_fn=trial)
+    """))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent) + os.pathsep
+           + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    ray_procs: dict[int, str] = {}
+    try:
+        deadline = time.time() + 240
+        while not marker.exists():
+            assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-3000:]
+            time.sleep(0.5)
+        ray_procs = _descendants(proc.pid)
+        assert any("raylet" in c for c in ray_procs.values()) and any("gcs_server" in c for c in ray_procs.values())
+        os.killpg(proc.pid, sig)   # as a terminal's Ctrl-C or a scheduler does: the whole process group
+        proc.wait(timeout=120)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(p, c) for p, c in ray_procs.items()):
+            time.sleep(0.5)
+        left = {p: c[:80] for p, c in ray_procs.items() if _alive(p, c)}
+        assert left == {}, left
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p, c in ray_procs.items():   # never leave this test's processes behind
+            if _alive(p, c):
+                os.kill(p, signal.SIGKILL)

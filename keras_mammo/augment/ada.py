@@ -61,6 +61,42 @@ def _apply_with_p(values, identity, p, uniform):
     return tf.where(uniform < p, values, identity)
 
 
+def _warp_bilinear(x, a00, a01, b0, a10, a11, b1):
+    """Bilinear resampling of ``x`` ``(N, H, W, C)``: output pixel (row i, column j) reads the
+    input at column ``a00·j + a01·i + b0``, row ``a10·j + a11·i + b1`` (each coefficient
+    ``(N,)``), coordinates clamped to the image (edge pixels extend outwards).
+
+    The same values as ``ImageProjectiveTransformV3`` (BILINEAR, fill NEAREST), but built
+    from ``tf.gather``, whose gradient is the exact adjoint (a scatter-add): TensorFlow's
+    registered gradient of that op warps the upstream gradient back with the inverse
+    transform, which is not the derivative of bilinear resampling (off by 30–70 % on a
+    scaled or rotated 16 px batch), and G is trained through this warp.
+    """
+    shape = tf.shape(x)
+    n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    jj = tf.range(wf)[None, None, :]
+    ii = tf.range(hf)[None, :, None]
+
+    def coef(a):
+        return a[:, None, None]
+
+    xs = tf.clip_by_value(coef(a00) * jj + coef(a01) * ii + coef(b0), 0.0, wf - 1.0)   # (N, H, W)
+    ys = tf.clip_by_value(coef(a10) * jj + coef(a11) * ii + coef(b1), 0.0, hf - 1.0)
+    x0, y0 = tf.floor(xs), tf.floor(ys)
+    fx, fy = (xs - x0)[..., None], (ys - y0)[..., None]
+    x0i, y0i = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    x1i, y1i = tf.minimum(x0i + 1, w - 1), tf.minimum(y0i + 1, h - 1)
+    flat = tf.reshape(x, tf.stack([-1, c]))
+    base = tf.range(n)[:, None, None] * (h * w)
+
+    def at(yi, xi):
+        return tf.gather(flat, base + yi * w + xi)   # (N, H, W, C)
+
+    return ((1.0 - fy) * ((1.0 - fx) * at(y0i, x0i) + fx * at(y0i, x1i))
+            + fy * ((1.0 - fx) * at(y1i, x0i) + fx * at(y1i, x1i)))
+
+
 def ada_augment(x, seed, p, image_channels: int = 1, flip: bool = False):
     """Augment a batch; each transform is applied to each image with probability ``p``.
 
@@ -108,10 +144,7 @@ def ada_augment(x, seed, p, image_channels: int = 1, flip: bool = False):
     ox, oy = cx + tx, cy + ty      # output centre
     b0 = cx - (a00 * ox + a01 * oy)
     b1 = cy - (a10 * ox + a11 * oy)
-    transforms = tf.stack([a00, a01, b0, a10, a11, b1, zeros, zeros], axis=1)
-    geometric = tf.raw_ops.ImageProjectiveTransformV3(
-        images=x, transforms=transforms, output_shape=tf.stack([h, w]), fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="NEAREST")
+    geometric = _warp_bilinear(x, a00, a01, b0, a10, a11, b1)
     any_geo = tf.reshape(tf.reduce_any(tf.stack([tx != 0, ty != 0, s != 1, theta != 0, fx != 1]), axis=0), [-1, 1, 1, 1])
     x = tf.where(any_geo, geometric, x)   # exactly x where no geometric transform was drawn
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from concurrent import futures
 
 from keras_mammo.serving.errors import ServingError, invalid
-from keras_mammo.serving.manager import ModelManager
+from keras_mammo.serving.manager import Deadline, ModelManager
 
 
 def _spec(model_spec) -> tuple[str, int | None, str | None]:
@@ -44,14 +44,20 @@ def make_servicers(manager: ModelManager):
         def Predict(self, request, context):
             try:
                 name, version, label = _spec(request.model_spec)
+                deadline = Deadline()
+                context.add_callback(deadline.cancel)   # client gone or its deadline passed: stop the work
                 inputs = {}
                 for key, proto in request.inputs.items():
+                    dims = proto.tensor_shape.dim
+                    if len(dims) > 1 and dims[0].size > manager.limits.max_batch_size:   # size first
+                        raise invalid(f"input {key!r}: batch of {dims[0].size} exceeds the server's limit of "
+                                      f"{manager.limits.max_batch_size} (--max_batch_size)")
                     try:
                         inputs[key] = tf.make_ndarray(proto)
                     except Exception as exc:
                         raise invalid(f"input {key!r}: not a valid TensorProto: {exc}") from None
                 lv, sig, outputs = manager.predict(name, version, request.model_spec.signature_name, inputs,
-                                                   label, tuple(request.output_filter))
+                                                   label, tuple(request.output_filter), deadline)
                 resp = predict_pb2.PredictResponse()
                 resp.model_spec.name = manager.name
                 resp.model_spec.version.value = lv.version

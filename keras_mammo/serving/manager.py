@@ -32,6 +32,66 @@ log = logging.getLogger("keras_mammo.serving")
 COUNT_INPUTS = ("count",)
 
 
+class Deadline:
+    """The execution deadline of one request, and the means to cancel its work.
+
+    The front end calls :meth:`start` when execution begins and :meth:`cancel` when it has
+    answered ``DEADLINE_EXCEEDED`` (REST 504) or the client went away (gRPC). The worker
+    calls :meth:`check` between its phases (parse, convert, run, encode) and runs the
+    signature through :meth:`call`, which registers it with a TensorFlow
+    ``CancellationManager``: cancelling aborts the running graph between ops (TF's
+    executor stops scheduling), so a late request stops using the CPU instead of slowing
+    the requests after it.
+
+    Args:
+        seconds: the budget from :meth:`start` (``--rest_api_timeout_in_ms`` / 1000), or
+            None for none (cancellation only).
+    """
+
+    def __init__(self, seconds: float | None = None):
+        self.seconds = seconds
+        self.started: float | None = None
+        self._cancelled = threading.Event()
+        self._manager = None
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+
+    def left(self) -> float | None:
+        """Seconds left (negative once past); None without a budget or before :meth:`start`."""
+        if self.seconds is None or self.started is None:
+            return None
+        return self.seconds - (time.monotonic() - self.started)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Stop the request's work: the next :meth:`check` raises, a running signature is aborted."""
+        self._cancelled.set()
+        cm = self._manager
+        if cm is not None:
+            cm.start_cancel()
+
+    def check(self) -> None:
+        """Raises:
+            ServingError: ``DEADLINE_EXCEEDED`` once cancelled or past the budget."""
+        left = self.left()
+        if self.cancelled or (left is not None and left <= 0):
+            raise ServingError("DEADLINE_EXCEEDED", f"Deadline exceeded: the request ran past {self.seconds:g} s"
+                                                    if self.seconds else "Request cancelled")
+
+    def call(self, fn, **feed):
+        """``fn(**feed)`` (a concrete function), cancelled by :meth:`cancel`."""
+        from tensorflow.python.eager import cancellation   # TF's own mechanism (tf.distribute uses it)
+
+        self._manager = cancellation.CancellationManager()
+        if self.cancelled:   # cancelled between check() and here
+            self._manager.start_cancel()
+        return self._manager.get_cancelable_function(fn)(**feed)
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """Per-request limits of the server.
@@ -300,13 +360,15 @@ class ModelManager:
                                   f"(--max_batch_size)")
 
     def predict(self, name: str, version: int | None, signature_name: str, inputs: dict[str, np.ndarray],
-                label: str | None = None, output_filter=()) -> tuple[LoadedVersion, str, dict[str, np.ndarray]]:
+                label: str | None = None, output_filter=(),
+                deadline: Deadline | None = None) -> tuple[LoadedVersion, str, dict[str, np.ndarray]]:
         """Run a signature.
 
         Args:
             inputs: ``{input name: array}`` in the signature's dtypes (strings as ``object``
                 arrays of ``bytes``).
             output_filter: output names to return (default all).
+            deadline: the request's :class:`Deadline`; the run is aborted when it is cancelled.
 
         Returns:
             ``(version, signature name, {output name: array})``.
@@ -325,9 +387,14 @@ class ModelManager:
         if unknown:
             raise invalid(f"output tensor alias not found in signature: {unknown[0]} "
                           f"Outputs expected to be in the set {{{','.join(sorted(sd.outputs))}}}.")
+        if deadline is not None:
+            deadline.check()
         feed = {k: tf.constant(v, dtype=tensor_info_spec(sd.inputs[k])[0]) for k, v in inputs.items()}
         try:
-            out = fn(**feed)
+            out = fn(**feed) if deadline is None else deadline.call(fn, **feed)
+        except tf.errors.CancelledError:
+            raise ServingError("DEADLINE_EXCEEDED", "Deadline exceeded: the request was cancelled while running "
+                                                    "(--rest_api_timeout_in_ms)") from None
         except tf.errors.InvalidArgumentError as exc:
             raise invalid(exc.message) from None
         except tf.errors.ResourceExhaustedError as exc:

@@ -14,7 +14,10 @@ Every error is ``{"error": "<message>"}`` with the HTTP status TF Serving gives 
 (400 bad request/argument, 404 unknown model or version, 413 body over
 ``max_request_bytes``, 501 classify/regress, 504 past the request timeout, 500 internal).
 The timeout counts from the start of execution (TF Serving passes it as the run's
-deadline), so a request queued behind others is not failed for waiting.
+deadline), so a request queued behind others is not failed for waiting; at the timeout
+the request's work is cancelled (:class:`~.manager.Deadline`), not left running. JSON
+nested too deep and batches over ``--max_batch_size`` are refused (400) before any tensor
+is built (:mod:`.json_tensor`).
 The model runs in a thread pool of ``num_threads`` (TF Serving's ``--rest_api_num_threads``),
 so the event loop keeps answering while images are generated.
 """
@@ -23,15 +26,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from keras_mammo.serving.errors import ServingError, invalid
-from keras_mammo.serving.json_tensor import parse_request, request_inputs, response_json
-from keras_mammo.serving.manager import ModelManager, tensor_info_spec
+from keras_mammo.serving.json_tensor import check_batch_sizes, parse_request, request_inputs, response_json
+from keras_mammo.serving.manager import Deadline, ModelManager, tensor_info_spec
 
 PREDICT_RE = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
                         r":(classify|regress|predict)")
@@ -73,15 +75,17 @@ class RestHandler:
         self.manager = manager
         self.pool = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="rest")
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+    def handle(self, method: str, path: str, body: bytes, deadline: Deadline | None = None) -> tuple[int, dict]:
+        """``(HTTP status, JSON object)``; ``deadline`` (started by the caller) is checked
+        between the phases and cancels the model run (:class:`~.manager.Deadline`)."""
         try:
-            return 200, self._dispatch(method, path, body)
+            return 200, self._dispatch(method, path, body, deadline or Deadline())
         except ServingError as exc:
             return exc.http_status, {"error": exc.message}
         except Exception as exc:  # never take the server down with one request
             return 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
 
-    def _dispatch(self, method: str, path: str, body: bytes) -> dict:
+    def _dispatch(self, method: str, path: str, body: bytes, deadline: Deadline) -> dict:
         m = self.manager
         if method == "POST" and (match := PREDICT_RE.fullmatch(path)):
             name, version, label, verb = match.groups()
@@ -93,8 +97,14 @@ class RestHandler:
             lv = m.get(name, version, label)
             sig_name = doc.get("signature_name") or "serving_default"
             _, sd = lv.signature(sig_name)
-            inputs, fmt = request_inputs(doc, {k: tensor_info_spec(v)[0] for k, v in sd.inputs.items()})
-            _, _, outputs = m.predict(name, lv.version, sig_name, inputs, label)
+            specs = {k: tensor_info_spec(v) for k, v in sd.inputs.items()}
+            # size first: a batch over --max_batch_size is refused before any of it becomes an array
+            check_batch_sizes(doc, {k for k, (_, shape) in specs.items() if shape and shape[0] is None},
+                              m.limits.max_batch_size)
+            deadline.check()
+            inputs, fmt = request_inputs(doc, {k: dtype for k, (dtype, _) in specs.items()})
+            _, _, outputs = m.predict(name, lv.version, sig_name, inputs, label, deadline=deadline)
+            deadline.check()
             return response_json(outputs, fmt)
         if method == "GET" and (match := STATUS_RE.fullmatch(path)):
             name, version, label, sub = match.groups()
@@ -112,7 +122,7 @@ def create_app(manager: ModelManager, num_threads: int = 4):
 
     Request bodies over ``manager.limits.max_request_bytes`` are refused with 413 before
     they are read whole; a request still running ``manager.limits.timeout_s`` after its
-    execution started is answered 504 (its computation finishes in the background).
+    execution started is answered 504 and its computation cancelled.
     """
     handler = RestHandler(manager, num_threads)
     limits = manager.limits
@@ -136,19 +146,20 @@ def create_app(manager: ModelManager, num_threads: int = 4):
                 return reply(413, {"error": f"request body exceeds the server's limit of "
                                             f"{limits.max_request_bytes} bytes (--max_request_bytes)"})
             chunks.append(chunk)
-        started: list[float] = []
+        deadline = Deadline(limits.timeout_s)
 
         def work(method=request.method, path=request.url.path, body=b"".join(chunks)):
-            started.append(time.monotonic())
-            return handler.handle(method, path, body)
+            deadline.start()
+            return handler.handle(method, path, body, deadline)
 
         job = asyncio.get_running_loop().run_in_executor(handler.pool, work)
         while True:  # the deadline runs from the start of execution, not from the queue (as TF Serving)
-            left = limits.timeout_s - (time.monotonic() - started[0]) if started else limits.timeout_s
-            if left <= 0:
+            left = deadline.left()
+            if left is not None and left <= 0:
+                deadline.cancel()   # the work stops too: it does not keep slowing the next requests
                 return reply(504, {"error": f"Deadline exceeded: the request ran past {limits.timeout_s:g} s "
-                                            f"(--rest_api_timeout_in_ms)"})
-            done, _ = await asyncio.wait({job}, timeout=left if started else min(left, 0.05))
+                                            f"(--rest_api_timeout_in_ms); its work was cancelled"})
+            done, _ = await asyncio.wait({job}, timeout=left if left is not None else 0.05)
             if done:
                 status, obj = job.result()
                 return reply(status, obj)

@@ -53,40 +53,55 @@ def run_ray(specs: list[dict], storage: str | Path, address: str | None = None, 
     Each trial asks for ``cpus_per_trial`` CPUs (default: every CPU of the local
     machine, so trials run one at a time) and ``gpus_per_trial`` GPUs.
 
+    SIGINT and SIGTERM end the Ray instance this call started (``ray.shutdown``: its raylet,
+    GCS server and workers) before the process exits.
+
     Returns:
         each trial's result, read back from its ``result.json`` (the file is the truth:
         a trial whose file is missing failed and raises).
 
     Raises:
         TrialFailedError: a trial failed (its whole error is written to ``<trial_dir>/error.txt``).
+        EngineStartError: Ray did not start (:func:`keras_mammo.utils.ray_init`).
     """
     import ray
     from ray import tune
 
-    started_here = ray_init(address)
-    try:
-        if cpus_per_trial is None:
-            cpus_per_trial = float(ray.cluster_resources().get("CPU", 1)) if not address else 1.0
-        trainable = tune.with_resources(_ray_trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    from keras_mammo.utils import sigterm_as_interrupt
 
-        class _Echo(tune.Callback):
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                if on_result:
-                    on_result(result)
+    import logging
 
-        space = {"spec": tune.grid_search(specs)}
-        if trial_fn is not None:
-            space["trial_fn"] = trial_fn
-        tuner = tune.Tuner(trainable, param_space=space,
-                           tune_config=tune.TuneConfig(max_concurrent_trials=None, reuse_actors=False),
-                           run_config=tune.RunConfig(storage_path=str(Path(storage).resolve()),
-                                                     name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
-                                                     callbacks=[_Echo()]))
-        grid = tuner.fit()
-        errors = {((r.config or {}).get("spec") or {}).get("name"): str(r.error) for r in grid if r.error is not None}
-    finally:
-        if started_here:
-            ray.shutdown()
+    tune_log = logging.getLogger("ray.tune")
+    tune_level = tune_log.level
+    with sigterm_as_interrupt():   # SIGTERM, like Ctrl-C, reaches the finally below: no orphaned Ray processes
+        started_here = ray_init(address)
+        # a failed trial's coloured traceback, logged by Tune, is written plain to <trial_dir>/error.txt instead
+        tune_log.setLevel(logging.CRITICAL)
+        try:
+            if cpus_per_trial is None:
+                cpus_per_trial = float(ray.cluster_resources().get("CPU", 1)) if not address else 1.0
+            trainable = tune.with_resources(_ray_trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+
+            class _Echo(tune.Callback):
+                def on_trial_result(self, iteration, trials, trial, result, **info):
+                    if on_result:
+                        on_result(result)
+
+            space = {"spec": tune.grid_search(specs)}
+            if trial_fn is not None:
+                space["trial_fn"] = trial_fn
+            tuner = tune.Tuner(trainable, param_space=space,
+                               tune_config=tune.TuneConfig(max_concurrent_trials=None, reuse_actors=False),
+                               run_config=tune.RunConfig(storage_path=str(Path(storage).resolve()),
+                                                         name=time.strftime("tune-%Y%m%d-%H%M%S"), verbose=0,
+                                                         callbacks=[_Echo()]))
+            grid = tuner.fit()
+            errors = {((r.config or {}).get("spec") or {}).get("name"): str(r.error)
+                      for r in grid if r.error is not None}
+        finally:
+            tune_log.setLevel(tune_level)
+            if started_here:
+                ray.shutdown()
     out = []
     for s in specs:
         p = Path(s["trial_dir"]) / "result.json"

@@ -114,7 +114,7 @@ def run_trial(spec: dict) -> dict:
     earlier = float(json.loads(run_json.read_text()).get("seconds") or 0.0) if run_json.is_file() else 0.0
     t0 = time.perf_counter()
     try:
-        train(cfg, progress=False)
+        train(cfg, progress=False, stop_on_signal=False)   # a signal ends the trial, never 'finishes' it
     except TrainingDivergedError as exc:
         note = f"diverged: {exc}; scored at the last good checkpoint"
     t_train = time.perf_counter() - t0 + earlier

@@ -18,7 +18,7 @@ import yaml
 from keras_mammo.config import Config, StageConfig, from_dict, resolve_config_path, set_dotted, validate
 from keras_mammo.errors import ConfigError
 from keras_mammo.sweep.design import DESIGNS
-from keras_mammo.training.schedule import stages_up_to
+from keras_mammo.training.schedule import check_resolution, stages_up_to
 
 #: Keys of the ``sweep:`` section.
 SWEEP_KEYS = ("factors", "design", "repeats", "trial_seconds", "eval_n", "confirm", "cpus_per_trial",
@@ -108,12 +108,14 @@ def apply_resolution(tree: dict, resolution: int) -> None:
 
     Raises:
         OptionError: no stage at or below ``resolution``.
-        ConfigError: a stage the config rejects.
+        ConfigError: a stage the config rejects, or a resolution that is not a power of
+            two ≥ 4 or not one of the stages' (:func:`~keras_mammo.training.schedule.check_resolution`).
     """
     train = tree.setdefault("train", {})
     stages = train.get("stages") or []
+    parsed = [from_dict(StageConfig, s) for s in stages]
+    check_resolution(resolution, parsed, None)   # the rule of `train --resolution`; the size is checked per trial
     if stages:
-        parsed = [from_dict(StageConfig, s) for s in stages]
         stages_up_to(parsed, resolution)   # refuses a resolution below every stage
         train["stages"] = [s for s, p in zip(stages, parsed) if p.resolution <= resolution]
     else:

@@ -103,6 +103,7 @@ class RunMonitor(keras.callbacks.Callback):
 
             self.tb = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         self._bar = None
+        self._sampled: int | None = None   # the epoch of the newest sample grid
         self._pending: list[tuple[int, dict]] = []  # (batch, logs) from the worker thread
         self._rows: list[dict] = []
         self._curve: dict | None = None  # loss-curve columns, loaded from the CSVs once
@@ -136,22 +137,26 @@ class RunMonitor(keras.callbacks.Callback):
         grid = image_grid((imgs + 1.0) / 2.0)
         save_image(self.run_dir / "samples" / f"epoch_{epoch:06d}.png", grid)
         save_image(self.run_dir / "samples" / "latest.png", grid)
+        self._sampled = epoch
         if self.tb is not None:
             import tensorflow as tf
 
             with self.tb.as_default():
                 tf.summary.image("samples", grid[None, :, :, None], step=epoch)
 
+    def _load_curve(self) -> None:
+        steps = read_csv_columns(self._step_file)
+        epochs = read_csv_columns(self._epoch_file)
+        last_step: dict = {}
+        for e, s in zip(steps.get("epoch", []), steps.get("step", [])):
+            last_step[e] = s
+        epochs["step_end"] = [last_step.get(e, 0) for e in epochs.get("epoch", [])]
+        self._curve = {"steps": steps, "epochs": epochs}
+
     def _extend_curve(self, rows: list[dict], epoch_row: dict) -> None:
         """Add one epoch to the in-memory loss-curve columns (read from the CSVs the first time)."""
         if self._curve is None:
-            steps = read_csv_columns(self._step_file)
-            epochs = read_csv_columns(self._epoch_file)
-            last_step: dict = {}
-            for e, s in zip(steps.get("epoch", []), steps.get("step", [])):
-                last_step[e] = s
-            epochs["step_end"] = [last_step.get(e, 0) for e in epochs.get("epoch", [])]
-            self._curve = {"steps": steps, "epochs": epochs}
+            self._load_curve()
             return  # the CSVs already hold this epoch
         steps, epochs = self._curve["steps"], self._curve["epochs"]
         for row in rows:
@@ -193,6 +198,17 @@ class RunMonitor(keras.callbacks.Callback):
             self._bar.update(len(pending))
             last = self._rows[-1]
             self._bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k.endswith("loss")})
+
+    def write_final(self, done: int) -> None:
+        """At the end of a run (finished, ``train.max_seconds``, a signal, early stop): the
+        sample grid and loss curve of epoch ``done`` unless already written, so
+        ``samples/latest.png`` and ``loss_curve.png`` exist whatever ``sample_every`` is."""
+        if done < 1 or self._sampled == done or self.model is None:
+            return
+        if self._curve is None:
+            self._load_curve()
+        self._write_samples(done)
+        self._write_curve()
 
     # --- Keras hooks --------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):

@@ -172,11 +172,16 @@ class RunControl(keras.callbacks.Callback):
         state_fn: checkpoint state for a number of completed epochs.
         monitor_saves: ``epoch → bool``: whether RunMonitor checkpoints that epoch.
         progress: print a line per evaluation.
+        stop_request: a :class:`~keras_mammo.training.progress.StopRequest`; once it has
+            seen a signal, the stage stops at the end of the epoch (``stop_reason``
+            ``"signal"``) with that epoch checkpointed.
     """
 
     def __init__(self, run_dir, cfg, resolution: int, stage_end_epoch: int, last_stage: bool, global_batch: int,
-                 steps_per_epoch: int, budget: Budget, state_fn, monitor_saves, progress: bool = True):
+                 steps_per_epoch: int, budget: Budget, state_fn, monitor_saves, progress: bool = True,
+                 stop_request=None):
         super().__init__()
+        self.stop_request = stop_request
         self.run_dir, self.cfg = Path(run_dir), cfg
         self.t = cfg.train
         self.resolution, self.stage_end_epoch, self.last_stage = resolution, stage_end_epoch, last_stage
@@ -284,6 +289,8 @@ class RunControl(keras.callbacks.Callback):
         stage_end = done == self.stage_end_epoch
         if self.budget.exhausted():
             self.stop_reason = "budget"
+        if self.stop_request is not None and self.stop_request.signal_name:
+            self.stop_reason = "signal"
         due = self.enabled and (done % self.t.eval_every == 0 or stage_end or self.stop_reason is not None)
         if due:
             self.evaluate(done)

@@ -6,15 +6,23 @@ epoch of one stage; :class:`RunProgress` adds one line per epoch for the whole r
     run: 12/40 epochs (stage 2/2, 64 px) · elapsed 0:01:23 · ETA 0:02:10
 
 The ETA sums, over the epochs left in every stage, the measured seconds per epoch of
-that stage (median, leaving out its first epoch, which includes graph tracing, once a
-later one is known). A stage not reached yet is estimated from the nearest measured one
-scaled by its pixel count, ``(r_new / r_measured)²``, and the ETA is then marked
-``(estimated)``.
+that stage (median of its epochs in this session after the first, which includes graph
+tracing). Until every stage with epochs left has such a measured epoch it says
+``estimating`` (a first epoch or a stage's time scaled from another resolution misleads:
+a 5-minute quickstart's first epoch once predicted 1:16:48); with ``train.max_seconds``
+it then says ``≤ <budget left> (budget; estimating)``.
+
+:class:`StopRequest` turns the first SIGINT/SIGTERM into "stop when this epoch ends"
+(the epoch is checkpointed and the run can be resumed exactly), the second into an
+immediate :class:`KeyboardInterrupt`.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -64,50 +72,45 @@ class RunProgress:
         self.stage = stage_index
         return _RunProgressCallback(self, stage_index)
 
-    def seconds_per_epoch(self, stage_index: int) -> tuple[float | None, bool]:
-        """``(seconds, estimated)`` for one epoch of a stage; ``(None, True)`` before any epoch."""
-        measured = self.seconds.get(stage_index)
-        if measured:
-            return statistics.median(measured[1:] if len(measured) > 1 else measured), False
-        known = [j for j in self.seconds if self.seconds[j]]
-        if not known:
-            return None, True
-        j = min(known, key=lambda k: (abs(k - stage_index), -k))
-        sec, _ = self.seconds_per_epoch(j)
-        return sec * (self.resolutions[stage_index] / self.resolutions[j]) ** 2, True
+    def seconds_per_epoch(self, stage_index: int) -> float | None:
+        """Measured seconds of one epoch of a stage: the median of this session's epochs
+        after its first (which includes graph tracing); None until there is one."""
+        measured = self.seconds.get(stage_index) or []
+        return statistics.median(measured[1:]) if len(measured) > 1 else None
 
-    def schedule_eta(self) -> tuple[float | None, bool]:
-        """``(seconds left, estimated)`` for the epochs left in the schedule."""
-        left, estimated = 0.0, False
+    def schedule_eta(self) -> float | None:
+        """Seconds left for the epochs left in the schedule; None while a stage with
+        epochs left has no measured epoch ("estimating")."""
+        left = 0.0
         for i, end in enumerate(self.ends):
             remaining = min(self.epochs[i], max(0, end - max(self.done, end - self.epochs[i])))
             if remaining == 0:
                 continue
-            sec, est = self.seconds_per_epoch(i)
+            sec = self.seconds_per_epoch(i)
             if sec is None:
-                return None, True
+                return None
             left += remaining * sec
-            estimated = estimated or est
-        return left, estimated
+        return left
 
-    def eta(self) -> tuple[float | None, bool]:
-        """``(seconds left, estimated)`` for the rest of the run: the schedule's, or the
-        wall-clock budget's when that ends first."""
-        left, estimated = self.schedule_eta()
-        if self.budget_left is not None:
-            budget = max(0.0, float(self.budget_left()))
-            if left is None or budget < left:
-                return budget, False
-        return left, estimated
+    def eta(self) -> tuple[float | None, str]:
+        """``(seconds left, how)`` for the rest of the run; ``how`` is ``"schedule"``,
+        ``"budget"`` (``train.max_seconds`` ends first) or ``"estimating"`` (seconds is
+        then None, or the budget left as an upper bound)."""
+        left = self.schedule_eta()
+        budget = max(0.0, float(self.budget_left())) if self.budget_left is not None else None
+        if left is None:
+            return budget, "estimating"
+        if budget is not None and budget < left:
+            return budget, "budget"
+        return left, "schedule"
 
     def line(self) -> str:
         """The progress line (see the module docstring)."""
-        eta, est = self.eta()
-        eta_text = "unknown" if eta is None else format_seconds(eta) + (" (estimated)" if est and eta > 0 else "")
-        if self.budget_left is not None and eta is not None and eta <= max(0.0, float(self.budget_left())):
-            sched, _ = self.schedule_eta()
-            if sched is None or eta < sched:
-                eta_text += " (budget)"
+        eta, how = self.eta()
+        if how == "estimating":
+            eta_text = "estimating" if eta is None else f"≤ {format_seconds(eta)} (budget; estimating)"
+        else:
+            eta_text = format_seconds(eta) + (" (budget)" if how == "budget" else "")
         return (f"run: {self.done}/{self.total} epochs (stage {self.stage + 1}/{len(self.epochs)}, "
                 f"{self.resolutions[self.stage]} px) · elapsed {format_seconds(self.clock() - self.start)} · "
                 f"ETA {eta_text}")
@@ -118,6 +121,43 @@ class RunProgress:
         self.seconds.setdefault(stage_index, []).append(float(seconds))
         self.done += 1
         self.write(self.line())
+
+
+class StopRequest:
+    """SIGINT (Ctrl-C) and SIGTERM (``kill``, a job scheduler) during a run, as a context manager.
+
+    The first signal only sets :attr:`signal_name` and says so on stderr; the run's
+    :class:`~keras_mammo.training.evaluation.RunControl` then stops when the current epoch
+    ends and checkpoints it, so nothing trained is lost (``train.checkpoint_every`` no
+    longer matters) and the run resumes exactly. A second signal raises
+    :class:`KeyboardInterrupt` at once (that epoch is lost). Handlers are installed only in
+    the main thread and the previous ones are restored on exit.
+    """
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_name is not None:
+            raise KeyboardInterrupt(f"{name} after {self.signal_name}: stopped at once")
+        self.signal_name = name
+        # os.write: safe inside a signal handler (print may be holding stdout's lock)
+        os.write(2, f"\n{name}: stopping when this epoch ends (it is checkpointed; rerun the same command to "
+                    f"resume); send it again to stop at once, losing this epoch\n".encode())
 
 
 class _RunProgressCallback(keras.callbacks.Callback):

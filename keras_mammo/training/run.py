@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import keras
@@ -51,7 +52,8 @@ from keras_mammo.training.callbacks import RunMonitor, truncate_csv
 from keras_mammo.training.checkpoint import best_checkpoint, latest_checkpoint, list_checkpoints, restore_checkpoint, restore_latest
 from keras_mammo.training.evaluation import Budget, RunControl, truncate_eval_csv
 from keras_mammo.training.lock import run_dir_lock
-from keras_mammo.training.progress import RunProgress, record_run_end
+from keras_mammo.training.progress import RunProgress, StopRequest, record_run_end
+from keras_mammo.training.schedule import check_resolution, prepared_size
 from keras_mammo.utils import set_global_seed, write_json_atomic, write_text_atomic
 
 #: Keys that may differ when a run is resumed (they extend or observe it, not change it).
@@ -199,39 +201,34 @@ def check_trainable(cfg: Config, prepared_size: int | None = None) -> None:
 
     Raises:
         ConfigError: ``epochs`` (or a stage's) is 0, ``steps_per_epoch`` is < 1, or a
-            stage's resolution is above ``prepared_size`` (one line naming the key).
+            stage's resolution is above ``prepared_size``
+            (:func:`~keras_mammo.training.schedule.check_resolution`; one line naming the key).
     """
     t = cfg.train
     for i, st in enumerate(t.schedule()):
         key = f"train.stages[{i}]" if t.stages else "train"
         if st.epochs < 1:
             raise ConfigError(f"{key}.epochs: {st.epochs} trains nothing; give ≥ 1 epoch")
-        if prepared_size and st.resolution > prepared_size:
-            raise ConfigError(f"{key if t.stages else 'train'}.resolution: {st.resolution} px is above the prepared "
-                              f"size {prepared_size} px of {cfg.data.prepared} (films would be upscaled); train at "
-                              f"≤ {prepared_size} px or preprocess with data.size ≥ {st.resolution}")
+        check_resolution(st.resolution, [], prepared_size, cfg.data.prepared, option=f"{key}.resolution")
     if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
         raise ConfigError(f"train.steps_per_epoch: {t.steps_per_epoch} trains nothing; give ≥ 1, or null for "
                           f"images // batch_size")
 
 
-def _prepared_size(cfg: Config) -> int | None:
-    """Side in pixels of the films the run will train on: the prepared dataset's
-    (None if it does not say), or ``data.size`` when :func:`_prepare_data` will prepare it."""
-    prepared = Path(cfg.data.prepared)
-    if not (prepared / "manifest.jsonl").is_file():
-        return cfg.data.size
-    path = prepared / "dataset.json"
-    return int(json.loads(path.read_text())["size"]) if path.is_file() else None
-
-
-def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
+def train(cfg: Config, progress: bool = True, callbacks: tuple = (), stop_on_signal: bool = True) -> Path:
     """Train (or resume) the run described by ``cfg``; returns the run directory.
 
     ``callbacks``: extra ``keras.callbacks.Callback`` objects run after the run's own
     monitor in every stage's ``fit`` (e.g. ``bench/bench_train.py``'s timer).
 
     The run directory is locked for the whole run (:func:`~keras_mammo.training.lock.run_dir_lock`).
+    With ``stop_on_signal`` (the default), in the main thread, a first SIGINT/SIGTERM
+    stops the run when the current epoch ends, with that epoch checkpointed (``run.json``:
+    ``stopped``, the signal in ``stop_reason``); a second raises :class:`KeyboardInterrupt`
+    at once (:class:`~keras_mammo.training.progress.StopRequest`).
+    Every run end that trained an epoch writes ``samples/latest.png`` and ``loss_curve.png``.
+    A sweep trial passes ``stop_on_signal=False``: a signal must end it at once, not look
+    like a trial that finished its budget.
 
     Raises:
         ConfigError: the run directory was started with an incompatible config, is in
@@ -239,12 +236,13 @@ def train(cfg: Config, progress: bool = True, callbacks: tuple = ()) -> Path:
         DataError: missing/changed data, or a checkpoint that does not fit the model.
         TrainingDivergedError: a loss became NaN/Inf (the last good checkpoint is kept).
     """
-    check_trainable(cfg, _prepared_size(cfg))
-    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)):
-        return _train(cfg, progress, callbacks)
+    check_trainable(cfg, prepared_size(cfg))
+    stop = StopRequest() if stop_on_signal else None
+    with run_dir_lock(cfg.run_dir, warn=lambda m: print(f"warning: {m}", flush=True)), (stop or nullcontext()):
+        return _train(cfg, progress, callbacks, stop)
 
 
-def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
+def _train(cfg: Config, progress: bool, callbacks: tuple = (), stop_request: StopRequest | None = None) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run_dir)
@@ -289,6 +287,13 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
             truncate_csv(run_dir / name, completed)
         truncate_eval_csv(run_dir, completed)
         budget = Budget(t.max_seconds, float(state.get("seconds", 0.0)))
+        total_epochs = sum(st.epochs for st in schedule)
+        if ckpt is not None and completed >= total_epochs:   # an override that changes nothing says so
+            print(f"{run_dir} has already trained {completed} epochs (this schedule has {total_epochs}): nothing "
+                  f"to train; a larger --epochs continues it", flush=True)
+        elif budget.exhausted():
+            print(f"train.max_seconds: {run_dir} has already spent {budget.spent():.0f} s of its {t.max_seconds} s "
+                  f"budget: nothing to train; a larger --max-seconds continues it", flush=True)
         stop_reason = None
         ends, total = [], 0
         for st in schedule:
@@ -299,6 +304,7 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
         write_json_atomic(run_dir / "run.json", status)
         budget_left = (lambda: t.max_seconds - budget.spent()) if t.max_seconds else None
         run_progress = RunProgress(schedule, completed, budget_left=budget_left) if progress else None
+        monitor = None
         for i, st in enumerate(schedule):
             if completed >= ends[i]:
                 continue
@@ -324,7 +330,7 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
             every, end_i = max(1, t.checkpoint_every), ends[i]
             control = RunControl(run_dir, cfg, st.resolution, ends[i], i == len(schedule) - 1, t.batch_size, steps,
                                  budget, state_fn, lambda done, e=every, end=end_i: done % e == 0 or done == end,
-                                 progress)
+                                 progress, stop_request)
             stage_callbacks = [monitor, control, *([run_progress.for_stage(i, steps)] if run_progress else []),
                                *callbacks]
             history = model.fit(ds, epochs=ends[i], initial_epoch=start_epoch, steps_per_epoch=steps,
@@ -335,11 +341,17 @@ def _train(cfg: Config, progress: bool, callbacks: tuple = ()) -> Path:
             if control.stop_reason is not None:
                 stop_reason = control.stop_reason
                 break
+        if monitor is not None:   # every run end leaves samples/latest.png and loss_curve.png
+            monitor.write_final(completed)
         status.update(status="finished" if stop_reason is None else "stopped", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                       epochs=completed, step=int(model.step.numpy()), seconds=round(budget.spent(), 3))
         if stop_reason is not None:
             status["stop_reason"] = {"budget": f"train.max_seconds ({t.max_seconds} s) spent",
-                                     "early_stop": f"{t.early_stop_evals} evaluations without a lower FID"}[stop_reason]
+                                     "early_stop": f"{t.early_stop_evals} evaluations without a lower FID",
+                                     "signal": f"{stop_request.signal_name}: stopped after epoch {completed}, "
+                                               f"checkpointed"}[stop_reason]
+            if stop_reason == "signal":
+                status["signal"] = stop_request.signal_name
         write_json_atomic(run_dir / "run.json", status)
     except BaseException as exc:   # Ctrl-C, SIGTERM (as SystemExit) or an error: run.json says so
         record_run_end(run_dir / "run.json", exc)

@@ -14,14 +14,22 @@ the same way.
 
 A stage's fade-in (``fade_in_images``) is scaled by the same factor as its epochs, so a
 shortened stage still finishes fading in at the same share of the stage.
+
+The validity of a training resolution (``--resolution``, a fixed ``train.resolution``,
+every stage's) is checked once, here, where the schedule is built
+(:func:`check_resolution`): a power of two ≥ 4 (each generator block doubles the side),
+at most the prepared films' size (no upscaling), and on a progressive config one of its
+stages.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Callable
 
-from keras_mammo.config import Config, StageConfig, validate
+from keras_mammo.config import Config, StageConfig, is_power_of_two, validate
 from keras_mammo.errors import ConfigError, OptionError
 
 
@@ -121,16 +129,19 @@ def apply_schedule_options(cfg: Config, epochs: str | None, resolution: int | No
     Raises:
         OptionError: no stage at or below ``resolution``, or several ``--epochs`` numbers
             for a fixed-resolution config.
-        ConfigError: a bad ``--epochs`` value, or a result the config rejects.
+        ConfigError: a bad ``--epochs`` value, a ``resolution`` that cannot be honoured
+            (:func:`check_resolution`), or a result the config rejects.
     """
     counts = parse_epochs(epochs) if epochs is not None else None
     t = cfg.train
     kept = t.stages
+    if resolution is not None:
+        check_resolution(resolution, t.stages, prepared_size(cfg), cfg.data.prepared)
     if resolution is not None and t.stages:
         kept = stages_up_to(t.stages, resolution)
         if len(kept) < len(t.stages):
-            note(f"--resolution {resolution}: training the stages up to {resolution} px only "
-                 f"({describe_stages(kept)} of {describe_stages(t.stages)})")
+            note(f"--resolution {resolution}: training {describe_stages(kept)} only, not the config's "
+                 f"{describe_stages(t.stages)}")
         t = dataclasses.replace(t, max_resolution=kept[-1].resolution)
     elif resolution is not None:
         t = dataclasses.replace(t, resolution=resolution)
@@ -149,3 +160,50 @@ def apply_schedule_options(cfg: Config, epochs: str | None, resolution: int | No
     cfg = dataclasses.replace(cfg, train=t)
     validate(cfg)
     return cfg
+
+
+def prepared_size(cfg: Config) -> int | None:
+    """Side in pixels of the films a run of ``cfg`` trains on.
+
+    Returns:
+        ``size`` of the prepared dataset's ``dataset.json``; ``cfg.data.size`` when the
+        dataset is not prepared yet (``train`` prepares it at that size); None when a
+        prepared folder does not record its size.
+    """
+    prepared = Path(cfg.data.prepared)
+    if not (prepared / "manifest.jsonl").is_file():
+        return cfg.data.size
+    path = prepared / "dataset.json"
+    try:
+        return int(json.loads(path.read_text())["size"]) if path.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_resolution(resolution: int, stages: list[StageConfig], size: int | None, prepared: str = "",
+                     option: str = "--resolution") -> None:
+    """Refuse a training resolution that cannot be honoured, in one line naming ``option``.
+
+    Args:
+        resolution: the asked side in pixels.
+        stages: the config's progressive stages (empty for a fixed-resolution config).
+        size: the prepared films' side in pixels (:func:`prepared_size`), None if unknown.
+        prepared: the prepared folder, named in the message.
+        option: how the user gave it (``--resolution``, ``train.resolution``).
+
+    Raises:
+        ConfigError: not a power of two ≥ 4; above ``size`` (the films would be
+            upscaled); or, on a progressive config, not one of its stages' resolutions.
+    """
+    head = f"{option} {resolution}" if option.startswith("-") else f"{option}: {resolution} px"
+    if not is_power_of_two(resolution):
+        low = 1 << max(2, int(resolution).bit_length() - 1) if resolution >= 4 else 4
+        raise ConfigError(f"{head} is not a power of two ≥ 4 (each generator block doubles the side); use {low}"
+                          + (f" or {low * 2}" if resolution > low else ""))
+    if size and resolution > size:
+        raise ConfigError(f"{head} is above the prepared size {size} px{' of ' + prepared if prepared else ''} "
+                          f"(films would be upscaled); train at ≤ {size} px or preprocess with "
+                          f"data.size ≥ {resolution} into another prepared folder")
+    if stages and resolution not in [s.resolution for s in stages]:
+        raise ConfigError(f"{head}: this progressive config has no {resolution} px stage "
+                          f"({describe_stages(stages)}); give one of {', '.join(str(s.resolution) for s in stages)}")
