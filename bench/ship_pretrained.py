@@ -161,6 +161,7 @@ def main(argv=None) -> int:
             "data": {"name": "MIAS (Mammographic Image Analysis Society MiniMammographic Database)",
                      "films_kept": int(data_info["num_images"]), "films_total": int(dataset.get("files", 322)),
                      "prepared_size": int(dataset.get("size", data_info.get("resolution", 0))),
+                     "rejected_by_reason": dict(dataset.get("rejected_by_reason") or {}),
                      "licence": "research use only; may not be rented, leased or sold",
                      "citation": "Suckling et al. (1994), Excerpta Medica ICS 1069, pp. 375-378"},
             "training": {

@@ -97,8 +97,8 @@ def render_card(card: dict) -> str:
         "",
         "## Training data",
         "",
-        f"- {data['name']}: {data['films_kept']} films kept of {data['films_total']} (the others fail the "
-        f"breast-shape check of `preprocess`), all views and both sides, "
+        f"- {data['name']}: {data['films_kept']} films kept of {data['films_total']} (rejected by `preprocess`: "
+        f"{', '.join(f'{v} {k}' for k, v in data['rejected_by_reason'].items()) or 'none'}), all views and both sides, "
         f"prepared at {data['prepared_size']} px and trained at {res} px.",
         f"- Licence: {MIAS_TERMS}.",
         f"- Citation: {MIAS_CITATION}.",
@@ -155,6 +155,9 @@ def render_card(card: dict) -> str:
         "- Unconditional: no control of view, side, density or pathology; lesion realism was not assessed by "
         "radiologists.",
         "- FID/KID use an ImageNet Inception network; they measure feature statistics, not clinical realism.",
+        f"- Computes in {card['precision']}" + (": fast on CPUs with AVX512_BF16/AMX and on GPUs with bfloat16 "
+                                                "units, emulated (slower) elsewhere." if card['precision'] == "bfloat16"
+                                                else "."),
         "",
         "## How to use",
         "",
