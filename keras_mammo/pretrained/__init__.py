@@ -2,7 +2,7 @@
 
 Each shipped generator is a folder of this package, in TensorFlow Serving's layout::
 
-    keras_mammo/pretrained/<name>/
+    keras_mammo/pretrained/<name>/      (named in setup.cfg's package_data, so it is in the wheel)
         1/                 the SavedModel (every signature of ``keras-mammo export``)
         MODEL_CARD.md      the model card (Mitchell et al. 2019): data, licence, command,
                            budget, FID/KID with N and floor, memorization, intended use, limits
@@ -32,8 +32,6 @@ from keras_mammo.errors import DataError
 
 #: The folder holding the shipped generators (this package's own folder).
 PRETRAINED_DIR = Path(__file__).resolve().parent
-#: The generators this release ships (each must be in ``setup.cfg``'s package_data).
-SHIPPED = ("mias-64", "mias-128")
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 VERSION = "1"
