@@ -1,5 +1,6 @@
 """Ship a trained run as a pretrained generator: export, evaluate, model card, sample grid.
 
+    python bench/ship_pretrained.py --table     # the Markdown table of what is shipped (docs, README)
     python bench/ship_pretrained.py --run /work/exp/runs/mias-64 --name mias-64 \\
         --config mias-best --commit c13de5e \\
         --command "keras-mammo preprocess --config mias-best --input data/mini-mias --out prepared/mias128" \\
@@ -88,11 +89,13 @@ def main(argv=None) -> int:
     from keras_mammo.pretrained import CARD_JSON, CARD_MD, PRETRAINED_DIR, VERSION
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--run", type=Path, required=True, help="finished training run (with checkpoints/best.npz)")
-    ap.add_argument("--name", required=True, help="pretrained name, e.g. mias-64")
-    ap.add_argument("--config", required=True, help="the config the run was trained with (bundled name or file)")
-    ap.add_argument("--commit", required=True, help="keras-mammo commit the run was trained at")
-    ap.add_argument("--command", action="append", required=True,
+    ap.add_argument("--table", action="store_true",
+                    help="only print the Markdown table of the shipped generators (docs, README) and exit")
+    ap.add_argument("--run", type=Path, help="finished training run (with checkpoints/best.npz)")
+    ap.add_argument("--name", help="pretrained name, e.g. mias-64")
+    ap.add_argument("--config", help="the config the run was trained with (bundled name or file)")
+    ap.add_argument("--commit", help="keras-mammo commit the run was trained at")
+    ap.add_argument("--command", action="append",
                     help="a command that made the run, with relative paths (repeat, in order)")
     ap.add_argument("--real", type=Path, default=None, help="prepared dataset (default: the run's data.prepared)")
     ap.add_argument("--run-metrics", type=Path, default=None,
@@ -103,6 +106,17 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=300, help="images generated for FID/KID (N per side: min(n, halves))")
     ap.add_argument("--copies-n", type=int, default=1000, help="images generated for the near-copy check")
     args = ap.parse_args(argv)
+    if args.table:
+        from keras_mammo.pretrained import read_card
+        from keras_mammo.pretrained.card import markdown_table
+
+        names = sorted((p.name for p in args.root.iterdir() if (p / CARD_JSON).is_file()),
+                       key=lambda n: read_card(args.root / n)["resolution"])
+        print(markdown_table([read_card(args.root / n) for n in names]))
+        return 0
+    missing = [f"--{k}" for k in ("run", "name", "config", "commit", "command") if not getattr(args, k)]
+    if missing:
+        ap.error(f"shipping needs {', '.join(missing)}")
 
     from keras_mammo.config import load_run_config
     from keras_mammo.data.io import write_png

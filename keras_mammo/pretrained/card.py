@@ -171,3 +171,17 @@ def render_card(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def markdown_table(cards: list[dict]) -> str:
+    """The docs/README table of shipped generators, one row per ``model_card.json`` dict:
+    name, resolution, FID × floor (FID / floor at N per side), KID, near-copies, training budget."""
+    rows = ["| name | resolution | FID × floor | KID | near-copies | training budget |",
+            "|---|---|---|---|---|---|"]
+    for c in cards:
+        ev, mem, t = c["evaluation"], c["memorization"], c["training"]
+        rows.append(f"| `{c['name']}` | {c['resolution']} px | {ev['fid_over_floor']:.2f}× ({ev['fid']:.1f} / "
+                    f"{ev['fid_floor']:.1f}, N = {ev['n_per_side']}/side) | {ev['kid']:.4f} | "
+                    f"{mem['near_copies']}/{mem['n_synthetic']} | {t['images_seen']:,} images "
+                    f"(best of {t['images_seen_total']:,}), {_fmt_seconds(t['seconds'])} on {t['hardware']} |")
+    return "\n".join(rows)
