@@ -184,6 +184,21 @@ def test_wheel_contains_the_shipped_generators(tmp_path):
              and not re.match(r"keras_mammo/pretrained/(__init__|card)\.py$", n)
              and not any(n.startswith(f"keras_mammo/pretrained/{s}/") for s in SHIPPED)}
     assert not extra, f"unshipped files in the wheel: {sorted(extra)[:5]}"
+    # installed from the wheel alone, run from an empty folder: generates offline
+    import os
+
+    site, empty = tmp_path / "site", tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
+                    str(wheel)], check=True, cwd=tmp_path)
+    name = SHIPPED[0]
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", "import keras_mammo; print(keras_mammo.__file__)"], env=env,
+                         cwd=empty, check=True, capture_output=True, text=True).stdout
+    assert Path(out.strip()).is_relative_to(site)
+    subprocess.run([sys.executable, "-m", "cli.main", "generate", "--pretrained", name, "-n", "2", "--out", "x"],
+                   env=env, cwd=empty, check=True, capture_output=True)
+    assert len(list((empty / "x").glob("synthetic_0000*.png"))) == 2
     assert PRETRAINED_DIR.name == "pretrained"
 
 
