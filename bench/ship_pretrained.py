@@ -10,7 +10,7 @@
 writes ``keras_mammo/pretrained/<name>/`` (and, in a clone, the symlink ``saved_models/<name>``):
 
 1. ``1/``: the run's ``best`` checkpoint exported with every signature of ``keras-mammo
-   export`` (:func:`keras_mammo.export.export_model`) in the run's own precision (so its
+   export`` (:func:`keras_mammo.generation.export.export_model`) in the run's own precision (so its
    images are those the run was evaluated on); the source run is named by its folder name
    only (``run_dir`` is dropped from ``assets.extra/keras_mammo.json``);
 2. an export check: 64 images (seed 0) from the run's checkpoint and from the SavedModel;
@@ -77,7 +77,7 @@ def evaluate_cli(saved_model: Path, real: Path, n: int, out: Path, seed: int = 0
 
 def export_check(run: Path, version_dir: Path, n: int = 64) -> dict:
     """The SavedModel's images vs the run checkpoint's (same seed): 8-bit pixel differences."""
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     a = np.round(generate_images(run, n, seed=0) * 255.0).astype(np.int16)
     b = np.round(generate_images(version_dir, n, seed=0) * 255.0).astype(np.int16)
@@ -121,12 +121,12 @@ def main(argv=None) -> int:
     from keras_mammo.config import load_run_config
     from keras_mammo.data.io import write_png
     from keras_mammo.errors import ConfigError
-    from keras_mammo.export import export_model
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.export import export_model
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.pretrained.card import check_shareable, render_card
     from keras_mammo.training.checkpoint import best_checkpoint
     from keras_mammo.utils import write_json_atomic, write_text_atomic
-    from keras_mammo.viz import image_grid
+    from keras_mammo.data.viz import image_grid
 
     run, name, root = args.run.resolve(), args.name, args.root.resolve()
     final = root / name

@@ -39,7 +39,7 @@ def test_every_shipped_generator_is_present_and_small():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_generate_from_shipped_generator(name):
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
 
     card = read_card(pretrained_path(name))
     r = card["resolution"]
@@ -222,7 +222,7 @@ def test_clone_saved_models_folder_serves_the_shipped_images():
     """TF Serving's --model_base_path=saved_models/<name> in a clone: same images as the package's SavedModel."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("fastapi")
-    from keras_mammo.generate import generate_images
+    from keras_mammo.generation.generate import generate_images
     from keras_mammo.serving.launch import running_server
 
     name = SHIPPED[0]

@@ -148,10 +148,10 @@ def pretrained_path(name: str, root: str | Path | None = None) -> Path:
 def load_pretrained(name: str, root: str | Path | None = None):
     """Load a shipped generator as a TensorFlow SavedModel.
 
-    Its signatures are those of :func:`keras_mammo.export.export_model`; for example
+    Its signatures are those of :func:`keras_mammo.generation.export.export_model`; for example
     ``load_pretrained("mias-128").signatures["generate"](count=tf.constant(4),
     seed=tf.constant(0, tf.int64))["images"]`` is ``(4, 128, 128, 1) uint8`` in
-    ``[0, 255]``. :func:`keras_mammo.generate.generate_images` on :func:`pretrained_path`
+    ``[0, 255]``. :func:`keras_mammo.generation.generate.generate_images` on :func:`pretrained_path`
     gives the same images as float32 in ``[0, 1]``.
 
     Raises:
