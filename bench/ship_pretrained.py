@@ -209,6 +209,11 @@ def main(argv=None) -> int:
             card["evaluation"]["in_training"] = {"fid": float(best_row["fid"]), "n": int(float(best_row["n"])),
                                                  "fid_over_floor": float(best_row["fid_over_floor"])}
         if args.run_metrics:
+            import time
+
+            deadline = time.monotonic() + 900   # `evaluate --run` may still be running beside this script
+            while not args.run_metrics.is_file() and time.monotonic() < deadline:
+                time.sleep(10)
             rm = json.loads(args.run_metrics.read_text())
             run_fid = rm["fid"]["matched"]["synthetic_vs_real_half"]["mean"]
             card["evaluation"]["run_checkpoint"] = {
