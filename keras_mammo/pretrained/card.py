@@ -134,6 +134,11 @@ def render_card(card: dict) -> str:
     if itr:
         lines.append(f"- In training (the `best` checkpoint's row of `eval.csv`): FID {itr['fid']:.2f} at "
                      f"N = {itr['n']} against all films; {itr['fid_over_floor']:.2f}× its floor.")
+    rc = ev.get("run_checkpoint")
+    if rc:
+        lines.append(f"- The run's own `{rc['checkpoint']}` checkpoint, evaluated the same way from float images "
+                     f"(`keras-mammo evaluate --run R -n {ev['n_generated']}`): FID {rc['fid']:.2f}, KID {rc['kid']:.4f}; "
+                     f"the shipped SavedModel's 8-bit images {ev['fid']:.2f} ({rc['fid_difference']:+.2f}).")
     if check:
         lines.append(f"- Export check: the SavedModel's uint8 images equal the run checkpoint's images rounded to "
                      f"8 bits within {check['max_abs_diff_uint8']} grey level(s) on {check['n']} images "
