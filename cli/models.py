@@ -5,7 +5,7 @@ import json
 
 import click
 
-from cli.common import user_errors
+from cli.common import quiet_option, user_errors
 
 
 def _hours(seconds: float) -> str:
@@ -14,8 +14,9 @@ def _hours(seconds: float) -> str:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@quiet_option
 @user_errors
-def models(as_json):
+def models(as_json, quiet):
     """List the registered model architectures and the pretrained generators.
 
     Each pretrained generator is listed with its resolution, FID as a multiple of the
