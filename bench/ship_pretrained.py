@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     from keras_mammo.generation.export import export_model
     from keras_mammo.generation.generate import generate_images
     from keras_mammo.pretrained.card import check_shareable, render_card
+    from keras_mammo.savedmodel import METADATA, read_metadata
     from keras_mammo.training.checkpoint import best_checkpoint
     from keras_mammo.utils import write_json_atomic, write_text_atomic
     from keras_mammo.data.viz import image_grid
@@ -143,8 +144,8 @@ def main(argv=None) -> int:
     shutil.rmtree(partial, ignore_errors=True)
     try:
         vdir = export_model(run, out_dir=root, name=partial.name, version=int(VERSION), checkpoint="best")
-        meta_path = vdir / "assets.extra" / "keras_mammo.json"
-        meta = json.loads(meta_path.read_text())
+        meta_path = vdir / METADATA
+        meta = read_metadata(vdir)
         meta.pop("run_dir", None)   # a path relative to this machine's folders; the run's name stays
         write_json_atomic(meta_path, meta)
         check = export_check(run, vdir)

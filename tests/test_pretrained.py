@@ -148,7 +148,7 @@ def test_check_shareable_refuses_machine_paths():
 
 def test_serve_loads_pretrained_folder_beside_its_card():
     """The card, json and grid beside the version folder do not disturb the version scan."""
-    from keras_mammo.serving.manager import find_versions
+    from keras_mammo.savedmodel import find_versions
 
     for name in SHIPPED:
         assert list(find_versions(pretrained_path(name))) == [int(VERSION)]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keras_mammo.errors import DataError
+from keras_mammo.savedmodel import is_saved_model
 
 #: The folder holding the shipped generators (this package's own folder).
 PRETRAINED_DIR = Path(__file__).resolve().parent
@@ -139,7 +140,7 @@ def pretrained_path(name: str, root: str | Path | None = None) -> Path:
         raise DataError(f"--pretrained {name}: no such pretrained generator; available: "
                         f"{', '.join(names) or 'none (this installation ships none)'}")
     path = root / name
-    if not (path / VERSION / "saved_model.pb").is_file():
+    if not is_saved_model(path / VERSION):
         raise DataError(f"{path / VERSION}: the SavedModel of pretrained generator {name} is missing "
                         f"(saved_model.pb); reinstall keras-mammo")
     return path
