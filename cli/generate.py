@@ -11,6 +11,8 @@ from cli.common import merge_renamed, note, precision_option, quiet_option, user
               help="Training run directory (newest checkpoint unless --checkpoint).")
 @click.option("--saved-model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="SavedModel directory (a version folder, or saved_models/<name> for the newest).")
+@click.option("--pretrained", default=None, metavar="NAME",
+              help="A pretrained generator shipped with keras-mammo (mias-64, mias-128; `keras-mammo models`).")
 @click.option("--model", "model_name", default=None,
               help="With --server: the served model's name. (Without --server, the old spelling of --saved-model.)")
 @click.option("--server", default=None, help="TF Serving REST URL (e.g. http://127.0.0.1:8501) to generate from.")
@@ -27,7 +29,7 @@ from cli.common import merge_renamed, note, precision_option, quiet_option, user
 @precision_option("--run only: compute dtype")
 @quiet_option
 @user_errors
-def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoint, out_dir, bits, prefix, grid,
+def generate(run_dir, model_path, pretrained, model_name, server, fmt, count, seed, checkpoint, out_dir, bits, prefix, grid,
              overwrite, precision, quiet):
     """Generate synthetic mammograms (PNG or DICOM) from a run, a SavedModel or a TF Serving server.
 
@@ -38,6 +40,7 @@ def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoi
 
     \b
     Examples:
+      keras-mammo generate --pretrained mias-128 -n 16 --seed 0 --out synthetic/
       keras-mammo generate --run runs/quickstart -n 16 --seed 0 --out synthetic/
       keras-mammo generate --saved-model saved_models/quickstart -n 64 --bits 16 --out synthetic/
       keras-mammo generate --server http://127.0.0.1:8501 --model quickstart -n 100 --out synthetic/
@@ -52,9 +55,13 @@ def generate(run_dir, model_path, model_name, server, fmt, count, seed, checkpoi
         click.echo(f"note: --model DIR is now --saved-model; using --saved-model {model_name}", err=True)
         model_path = merge_renamed(model_path, model_name, "--saved-model")
         model_name = None
-    sources = [x for x in (run_dir, model_path, server) if x]
+    sources = [x for x in (run_dir, model_path, pretrained, server) if x]
     if len(sources) != 1:
-        raise click.UsageError("give exactly one of --run, --saved-model or --server")
+        raise click.UsageError("give exactly one of --run, --saved-model, --pretrained or --server")
+    if pretrained:
+        from keras_mammo.pretrained import pretrained_path
+
+        model_path = str(pretrained_path(pretrained))   # a SavedModel like any other: one generation path
     if server and not model_name:
         raise click.UsageError("--server needs --model NAME (the served model's name)")
     from keras_mammo.errors import OptionError

@@ -25,6 +25,7 @@ def main():
 
     \b
     Typical workflow:
+      keras-mammo generate   --pretrained mias-128 -n 16 --out synthetic/   (no training)
       keras-mammo preprocess --config quickstart
       keras-mammo train      --config quickstart
       keras-mammo generate   --run runs/quickstart -n 16 --out synthetic/
@@ -58,6 +59,7 @@ def _register() -> None:
     main.add_command(patches)
     main.add_command(utility)
     from cli.serve import serve; main.add_command(serve)  # noqa: E702
+    from cli.models import models; main.add_command(models)  # noqa: E702
     # Further sub-commands are registered here, one import + add_command each.
     from cli.sweep import sweep; main.add_command(sweep)  # noqa: E702
 

@@ -7,9 +7,13 @@ from cli.common import quiet_option, user_errors
 
 
 @click.command(context_settings={"max_content_width": 100})
-@click.option("--model_name", required=True, help="Name clients use in /v1/models/<name> and ModelSpec.name.")
-@click.option("--model_base_path", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model_name", default=None,
+              help="Name clients use in /v1/models/<name> and ModelSpec.name [default with --pretrained: its name].")
+@click.option("--model_base_path", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of numeric version folders (saved_models/<name>), as tensorflow_model_server.")
+@click.option("--pretrained", default=None, metavar="NAME",
+              help="Serve a pretrained generator shipped with keras-mammo (`keras-mammo models`) instead of "
+                   "--model_base_path.")
 @click.option("--rest_api_port", type=click.IntRange(0, 65535), default=8501, show_default=True,
               help="REST port (0: no REST).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="gRPC port (0: no gRPC).")
@@ -27,7 +31,7 @@ from cli.common import quiet_option, user_errors
               help="Seconds between scans of the base path for new or removed versions.")
 @quiet_option
 @user_errors
-def serve(model_name, model_base_path, rest_api_port, port, host, max_batch_size, max_request_bytes,
+def serve(model_name, model_base_path, pretrained, rest_api_port, port, host, max_batch_size, max_request_bytes,
           rest_api_timeout_in_ms, rest_api_num_threads, file_system_poll_wait_seconds, quiet):
     """Serve a SavedModel's versions with TensorFlow Serving's REST and gRPC APIs.
 
@@ -37,12 +41,21 @@ def serve(model_name, model_base_path, rest_api_port, port, host, max_batch_size
 
     \b
     Examples:
+      keras-mammo serve --pretrained mias-128
       keras-mammo serve --model_name=mias --model_base_path=saved_models/mias
       curl localhost:8501/v1/models/mias
       curl -d '{"signature_name": "generate_png", "inputs": {"count": 2, "seed": 7}}' \\
            localhost:8501/v1/models/mias:predict
       keras-mammo generate --server http://127.0.0.1:8501 --model mias -n 100 --out synthetic/
     """
+    if (model_base_path is None) == (pretrained is None):
+        raise click.UsageError("give exactly one of --model_base_path or --pretrained")
+    if pretrained is not None:
+        from keras_mammo.pretrained import pretrained_path
+
+        model_base_path, model_name = str(pretrained_path(pretrained)), model_name or pretrained
+    elif model_name is None:
+        raise click.UsageError("--model_base_path needs --model_name")
     import logging
 
     from keras_mammo.errors import require_extra

@@ -340,7 +340,7 @@ def test_old_spellings_still_work_and_say_what_to_use(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["generate", "--model", str(tmp_path), "--run", str(tmp_path), "--out", "x"])
     assert res.exit_code == 2 and "--model DIR is now --saved-model" in res.output
-    assert "give exactly one of --run, --saved-model or --server" in res.output
+    assert "give exactly one of --run, --saved-model, --pretrained or --server" in res.output
     res = runner.invoke(main, ["evaluate", "--model", str(tmp_path), "--saved-model", str(tmp_path)])
     assert res.exit_code == 2 and "give --saved-model once" in res.output
     bad = tmp_path / "bad.yaml"
