@@ -120,6 +120,7 @@ def main(argv=None) -> int:
 
     from keras_mammo.config import load_run_config
     from keras_mammo.data.io import write_png
+    from keras_mammo.data.viz import image_grid
     from keras_mammo.errors import ConfigError
     from keras_mammo.generation.export import export_model
     from keras_mammo.generation.generate import generate_images
@@ -127,7 +128,6 @@ def main(argv=None) -> int:
     from keras_mammo.savedmodel import METADATA, read_metadata
     from keras_mammo.training.checkpoint import best_checkpoint
     from keras_mammo.utils import write_json_atomic, write_text_atomic
-    from keras_mammo.data.viz import image_grid
 
     run, name, root = args.run.resolve(), args.name, args.root.resolve()
     final = root / name

@@ -18,8 +18,15 @@ import pytest
 from click.testing import CliRunner
 
 from keras_mammo.errors import DataError
-from keras_mammo.pretrained import (CARD_JSON, CARD_MD, PRETRAINED_DIR, VERSION, available_pretrained,
-                                    pretrained_path, read_card)
+from keras_mammo.pretrained import (
+    CARD_JSON,
+    CARD_MD,
+    PRETRAINED_DIR,
+    VERSION,
+    available_pretrained,
+    pretrained_path,
+    read_card,
+)
 from keras_mammo.pretrained.card import check_shareable, render_card
 
 ROOT = Path(__file__).resolve().parents[1]

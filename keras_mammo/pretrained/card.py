@@ -47,7 +47,7 @@ def check_shareable(obj, where: str = "model_card.json") -> None:
 
 
 def _fmt_seconds(s: float) -> str:
-    s = int(round(float(s)))
+    s = round(float(s))
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
 
 
