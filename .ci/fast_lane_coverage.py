@@ -12,6 +12,7 @@ Usage (from the repository root, in the test environment; needs ``coverage``)::
 
     python .ci/fast_lane_coverage.py                  # runs the fast lane under coverage, then reports
     python .ci/fast_lane_coverage.py --data .coverage # reports on an existing coverage data file
+    python .ci/fast_lane_coverage.py --data a --data b # on several, combined (lanes run in parts)
     python .ci/fast_lane_coverage.py -- -x -k io      # extra pytest arguments after --
 
 Prints one line per module that is never exercised (``never imported`` or ``imported only``) and
@@ -60,13 +61,17 @@ def classify(path: Path, executed: set[int] | None) -> str:
     return "imported only"
 
 
-def report(data_file: Path, root: Path = ROOT) -> list[tuple[str, str]]:
-    """``[(module path relative to root, state)]`` for every module that is not exercised."""
+def report(data_files: Path | list[Path], root: Path = ROOT) -> list[tuple[str, str]]:
+    """``[(module path relative to root, state)]`` for every module that is not exercised in
+    the coverage data file(s) ``data_files`` (several: the lines that ran in any of them)."""
     import coverage
 
-    data = coverage.CoverageData(basename=str(data_file))
-    data.read()
-    measured = {str(Path(f).resolve()): set(data.lines(f) or ()) for f in data.measured_files()}
+    measured: dict[str, set[int]] = {}
+    for data_file in data_files if isinstance(data_files, list) else [data_files]:
+        data = coverage.CoverageData(basename=str(data_file))
+        data.read()
+        for f in data.measured_files():
+            measured.setdefault(str(Path(f).resolve()), set()).update(data.lines(f) or ())
     out = []
     for path in package_modules(root):
         state = classify(path, measured.get(str(path.resolve())))
@@ -80,19 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, help="an existing coverage data file; default: run the fast lane")
+    ap.add_argument("--data", type=Path, action="append",
+                    help="an existing coverage data file (repeat to combine several); default: run the fast lane")
     args = ap.parse_args(argv)
     rc = 0
-    data_file = args.data
-    if data_file is None:
-        data_file = ROOT / ".coverage.fast-lane"
-        cmd = [sys.executable, "-m", "coverage", "run", f"--data-file={data_file}",
+    data_files = args.data
+    if not data_files:
+        data_files = [ROOT / ".coverage.fast-lane"]
+        cmd = [sys.executable, "-m", "coverage", "run", f"--data-file={data_files[0]}",
                "--source=" + ",".join(PACKAGES), "-m", "pytest", "-m", "not slow", *extra]
         rc = subprocess.call(cmd, cwd=ROOT)
-    if not Path(data_file).is_file():
-        print(f"{data_file}: no coverage data", file=sys.stderr)
-        return 1
-    missing = report(Path(data_file))
+    for data_file in data_files:
+        if not Path(data_file).is_file():
+            print(f"{data_file}: no coverage data", file=sys.stderr)
+            return 1
+    missing = report(list(data_files))
     for module, state in missing:
         print(f"{module}: {state}")
     total = len(package_modules())

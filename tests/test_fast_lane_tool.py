@@ -57,3 +57,9 @@ def test_imported_only_versus_exercised(tool, tmp_path):
     data.write()
     assert tool.report(tmp_path / ".coverage", root=tmp_path) == [("keras_mammo/a.py", "imported only"),
                                                                   ("keras_mammo/c.py", "never imported")]
+    # lanes run in parts: a module exercised in any of the data files counts
+    part = coverage.CoverageData(basename=str(tmp_path / ".coverage.part"))
+    part.add_lines({str(pkg / "a.py"): {7}, str(pkg / "c.py"): imported})
+    part.write()
+    assert tool.report([tmp_path / ".coverage", tmp_path / ".coverage.part"], root=tmp_path) == [
+        ("keras_mammo/c.py", "imported only")]
