@@ -103,6 +103,10 @@ def main(argv=None) -> int:
     ap.add_argument("--hardware", default=f"{os.cpu_count()} CPU cores", help="what the run trained on")
     ap.add_argument("--root", type=Path, default=PRETRAINED_DIR, help="where the generator folders live")
     ap.add_argument("--max-mb", type=float, default=25.0)
+    ap.add_argument("--max-grey-diff", type=int, default=2,
+                    help="largest 8-bit difference allowed between the SavedModel's and the checkpoint's images "
+                         "(bfloat16 graphs traced apart differ by 1-2 levels in a few %% of pixels; a wrong "
+                         "checkpoint differs by tens)")
     ap.add_argument("-n", type=int, default=300, help="images generated for FID/KID (N per side: min(n, halves))")
     ap.add_argument("--copies-n", type=int, default=1000, help="images generated for the near-copy check")
     args = ap.parse_args(argv)
@@ -150,7 +154,7 @@ def main(argv=None) -> int:
         write_json_atomic(meta_path, meta)
         check = export_check(run, vdir)
         print(f"export check: {check}", flush=True)
-        if check["max_abs_diff_uint8"] > 1:
+        if check["max_abs_diff_uint8"] > args.max_grey_diff:
             raise RuntimeError(f"the SavedModel's images differ from the run's by {check['max_abs_diff_uint8']} "
                                f"grey levels; not shipped")
         reports = ROOT / "reports"
