@@ -112,9 +112,18 @@ def _tiny(tmp_path, mias_prepared, **train):
 
 
 @pytest.mark.slow
-def test_seed_and_batch_size_on_resume_are_refused_and_nothing_to_train_is_said(mias_prepared, tmp_path):
+def test_seed_and_batch_size_on_resume_are_refused_and_nothing_to_train_is_said(mias_prepared, tmp_path,
+                                                                               monkeypatch):
     """A resumed run cannot change its seed or batch size (refused, naming the key); an
     --epochs / --max-seconds that leaves nothing to train says so instead of ending silently."""
+    import keras_mammo.training.run as run_module
+    from keras_mammo.training.evaluation import Budget
+
+    class SlowFirstSession(Budget):  # the tiny first session may train in under the 1 s budget on an idle CPU
+        def __init__(self, max_seconds, spent_before=0.0):
+            super().__init__(max_seconds, spent_before + 5.0 if spent_before else 0.0)
+
+    monkeypatch.setattr(run_module, "Budget", SlowFirstSession)
     cfg = _tiny(tmp_path, mias_prepared, epochs=1)
     code, out = _train("--config", str(cfg), "-q")
     assert code == 0, out

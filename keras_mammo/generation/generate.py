@@ -84,6 +84,7 @@ def iter_images(source: str | Path, n: int, seed: int = 0, checkpoint=None, batc
     batch_size = max(1, int(batch_size))
     source = Path(source)
     if (source / "config.yaml").is_file():
+        from keras_mammo.data.pipeline import run_conditions  # imports TensorFlow: on first use only
         from keras_mammo.training.run import load_run_model  # imports TensorFlow: on first use only
 
         model, cfg, _ = load_run_model(source, checkpoint, precision=precision)
